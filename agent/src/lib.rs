@@ -14,6 +14,8 @@
 //! }
 //! ```
 
+pub mod config;
+pub mod link;
 pub mod verify;
 
 /// This agent's version, compared with a manifest's `min_agent_version`.
