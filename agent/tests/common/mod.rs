@@ -78,9 +78,12 @@ impl Drop for Proxy {
     }
 }
 
+/// A received message: topic, payload, retain flag.
+pub type Received = (String, Vec<u8>, bool);
+
 /// Subscribes to everything under a namespace and records `(topic, payload, retain)`.
 pub struct Recorder {
-    pub messages: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>,
+    pub messages: Arc<Mutex<Vec<Received>>>,
     pub client: AsyncClient,
     task: JoinHandle<()>,
 }
@@ -95,7 +98,7 @@ impl Recorder {
         options.set_max_packet_size(256 * 1024, 256 * 1024);
         let (client, mut eventloop) = AsyncClient::new(options, 100);
         client.subscribe(format!("{namespace}/#"), QoS::AtLeastOnce).await.unwrap();
-        let messages: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>> = Arc::default();
+        let messages: Arc<Mutex<Vec<Received>>> = Arc::default();
         let sink = messages.clone();
         let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
         let mut subscribed_tx = Some(subscribed_tx);
