@@ -15,6 +15,7 @@
 //! ```
 
 pub mod config;
+pub mod deploy;
 pub mod link;
 pub mod verify;
 
