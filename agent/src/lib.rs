@@ -14,8 +14,10 @@
 //! }
 //! ```
 
+pub mod commands;
 pub mod config;
 pub mod deploy;
+pub mod health;
 pub mod link;
 pub mod verify;
 
