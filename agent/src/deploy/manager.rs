@@ -12,6 +12,7 @@ use edgefleet_protocol::package::{
 };
 use edgefleet_protocol::uplink::{DeploymentState, FailureReason};
 use edgefleet_protocol::{Digest, ModelName};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
@@ -47,9 +48,14 @@ pub struct ProbationStats {
 /// The inference side, as the deployer needs it.
 pub trait Runtime: Send + Sync + 'static {
     /// Loads `model_file` and runs the manifest's golden vectors with `variant`'s tolerance.
-    fn validate(&self, model_file: &Path, manifest: &Manifest, variant: &Variant) -> Result<(), FailureReason>;
+    fn validate(
+        &self,
+        model_file: &Path,
+        manifest: &Manifest,
+        variant: &Variant,
+    ) -> impl Future<Output = Result<(), FailureReason>> + Send;
     /// Serves `model_file` from now on (atomically replacing what was served).
-    fn serve(&self, model_file: &Path, info: ServedModel) -> Result<(), FailureReason>;
+    fn serve(&self, model_file: &Path, info: ServedModel) -> impl Future<Output = Result<(), FailureReason>> + Send;
     /// Counters of `model` at `version_seq` since it started being served.
     fn probation_stats(&self, model: &ModelName, version_seq: u64) -> ProbationStats;
 }
@@ -124,13 +130,13 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
     }
 
     /// At start-up: serves every model's active generation. Returns what is served.
-    pub fn serve_active(&self) -> Vec<ServedModel> {
+    pub async fn serve_active(&self) -> Vec<ServedModel> {
         let mut served = Vec::new();
         for model in self.generations.models().unwrap_or_default() {
             let Ok(active) = self.generations.active(&model) else { continue };
             let Some(current) = active.current else { continue };
             let info = served_model(&current);
-            match self.runtime.serve(&self.generations.model_file(&current), info.clone()) {
+            match self.runtime.serve(&self.generations.model_file(&current), info.clone()).await {
                 Ok(()) => served.push(info),
                 Err(e) => warn!(model = %model, error = %e, "cannot serve the active generation"),
             }
@@ -153,7 +159,7 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
         if let Step::Probation { dir, .. } = &pending.step {
             // The agent died while the new version was on probation: count it against the version.
             let reason = FailureReason::Crashed(format!("probation of {dir}"));
-            return Some(self.roll_back(&pending.deploy, reason));
+            return Some(self.roll_back(&pending.deploy, reason).await);
         }
         Some(self.run(pending, cancel).await)
     }
@@ -325,7 +331,7 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
                     dir: dir.clone(),
                 };
                 let model_file = self.generations.model_file(&generation);
-                if let Err(reason) = self.runtime.validate(&model_file, &manifest, variant) {
+                if let Err(reason) = self.runtime.validate(&model_file, &manifest, variant).await {
                     let _ = std::fs::remove_dir_all(self.generations.path(&generation));
                     return Err(failed(reason));
                 }
@@ -334,8 +340,8 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
                 pending.step = Step::Probation { dir: dir.clone(), since_ms };
                 self.dir.save(pending).map_err(|e| failed(io_reason(e)))?;
                 self.generations.activate(&generation).map_err(|e| failed(io_reason(e)))?;
-                if let Err(reason) = self.runtime.serve(&model_file, served_model(&generation)) {
-                    return Err(Outcome::RolledBack(self.roll_back_reason(&deploy, reason)));
+                if let Err(reason) = self.runtime.serve(&model_file, served_model(&generation)).await {
+                    return Err(Outcome::RolledBack(self.roll_back_reason(&deploy, reason).await));
                 }
                 info!(model = %deploy.model, version = deploy.version_seq, "activated; on probation");
                 self.report(&deploy, DeploymentState::Activated);
@@ -351,14 +357,14 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
                         if rate_ppm > u64::from(budget.max_error_rate_ppm) {
                             let reason =
                                 FailureReason::ProbationErrors { errors: stats.errors, total: stats.inferences };
-                            return Err(Outcome::RolledBack(self.roll_back_reason(&deploy, reason)));
+                            return Err(Outcome::RolledBack(self.roll_back_reason(&deploy, reason).await));
                         }
                         if budget.max_p99_latency_us > 0 && stats.p99_us > budget.max_p99_latency_us {
                             let reason = FailureReason::ProbationLatency {
                                 p99_us: stats.p99_us,
                                 budget_us: budget.max_p99_latency_us,
                             };
-                            return Err(Outcome::RolledBack(self.roll_back_reason(&deploy, reason)));
+                            return Err(Outcome::RolledBack(self.roll_back_reason(&deploy, reason).await));
                         }
                     }
                     let now = now_ms();
@@ -379,20 +385,20 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
         }
     }
 
-    fn roll_back_reason(&self, deploy: &DeployCommand, reason: FailureReason) -> FailureReason {
-        match self.roll_back(deploy, reason.clone()) {
+    async fn roll_back_reason(&self, deploy: &DeployCommand, reason: FailureReason) -> FailureReason {
+        match self.roll_back(deploy, reason.clone()).await {
             Outcome::RolledBack(r) | Outcome::Failed(r) => r,
             _ => reason,
         }
     }
 
     /// Switches `deploy.model` back to its last-known-good generation and reports why.
-    fn roll_back(&self, deploy: &DeployCommand, reason: FailureReason) -> Outcome {
+    async fn roll_back(&self, deploy: &DeployCommand, reason: FailureReason) -> Outcome {
         let _ = self.dir.clear();
         match self.generations.rollback(&deploy.model, None) {
             Ok(Some(active)) => {
                 if let Some(current) = active.current {
-                    if let Err(e) = self.runtime.serve(&self.generations.model_file(&current), served_model(&current)) {
+                    if let Err(e) = self.runtime.serve(&self.generations.model_file(&current), served_model(&current)).await {
                         warn!(error = %e, "cannot serve the last-known-good generation");
                     }
                     warn!(model = %deploy.model, to = current.version_seq, reason = %reason, "rolled back");
@@ -412,13 +418,13 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
     }
 
     /// Executes an operator's rollback command.
-    pub fn rollback(&self, command: &RollbackCommand) -> Result<u64, FailureReason> {
+    pub async fn rollback(&self, command: &RollbackCommand) -> Result<u64, FailureReason> {
         let active =
             self.generations.rollback(&command.model, command.to_version_seq).map_err(io_reason)?.ok_or_else(|| {
                 FailureReason::Operator(format!("no installed version of {} to roll back to", command.model))
             })?;
         let current = active.current.ok_or_else(|| FailureReason::Operator("nothing to serve".into()))?;
-        self.runtime.serve(&self.generations.model_file(&current), served_model(&current))?;
+        self.runtime.serve(&self.generations.model_file(&current), served_model(&current)).await?;
         self.sink.report(
             command.deployment_id,
             &command.model,

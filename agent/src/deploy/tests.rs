@@ -108,14 +108,14 @@ struct FakeRuntime {
 }
 
 impl Runtime for FakeRuntime {
-    fn validate(&self, model_file: &Path, _: &Manifest, _: &Variant) -> Result<(), FailureReason> {
+    async fn validate(&self, model_file: &Path, _: &Manifest, _: &Variant) -> Result<(), FailureReason> {
         assert!(model_file.exists());
         if *self.golden_fails.lock().unwrap() {
             return Err(FailureReason::GoldenMismatch { vector: 0, max_abs_diff: 0.5 });
         }
         Ok(())
     }
-    fn serve(&self, model_file: &Path, info: ServedModel) -> Result<(), FailureReason> {
+    async fn serve(&self, model_file: &Path, info: ServedModel) -> Result<(), FailureReason> {
         assert!(model_file.exists(), "served a missing file");
         self.served.lock().unwrap().push(info);
         Ok(())
@@ -289,5 +289,5 @@ async fn resumes_an_interrupted_download_and_rolls_back_a_crash_on_probation() {
     let outcome = restarted.resume(&CancellationToken::new()).await;
     assert!(matches!(outcome, Some(Outcome::RolledBack(FailureReason::Crashed(_)))), "{outcome:?}");
     assert_eq!(h.active_seq(), Some(1));
-    assert!(restarted.serve_active().iter().any(|m| m.version_seq == 1));
+    assert!(restarted.serve_active().await.iter().any(|m| m.version_seq == 1));
 }
