@@ -58,6 +58,11 @@ impl Generations {
         self.root.join(model.as_str())
     }
 
+    /// The directory holding every generation of `model`.
+    pub fn model_dir_path(&self, model: &ModelName) -> PathBuf {
+        self.model_dir(model)
+    }
+
     /// The directory of `generation`.
     pub fn path(&self, generation: &Generation) -> PathBuf {
         self.model_dir(&generation.model).join(&generation.dir)

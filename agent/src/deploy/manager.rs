@@ -1,5 +1,6 @@
 //! The deployment orchestrator: thin I/O around the persisted steps.
 
+use super::crash_point;
 use super::download::{FetchError, Fetcher};
 use super::fsutil::available_space;
 use super::generations::{Generation, Generations};
@@ -157,8 +158,19 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
         let pending = self.dir.load().ok().flatten()?;
         info!(deployment = pending.deploy.deployment_id.0, step = ?pending.step, "resuming deployment after restart");
         if let Step::Probation { dir, .. } = &pending.step {
-            // The agent died while the new version was on probation: count it against the version.
+            // The agent died while the new version was on probation (or switching to it): count
+            // it against the version. Roll back only if the switch had happened.
             let reason = FailureReason::Crashed(format!("probation of {dir}"));
+            let switched = self
+                .generations
+                .active(&pending.deploy.model)
+                .ok()
+                .and_then(|a| a.current)
+                .is_some_and(|g| &g.dir == dir);
+            if !switched {
+                let _ = std::fs::remove_dir_all(self.generations.model_dir_path(&pending.deploy.model).join(dir));
+                return Some(self.fail(&pending.deploy, reason));
+            }
             return Some(self.roll_back(&pending.deploy, reason).await);
         }
         Some(self.run(pending, cancel).await)
@@ -171,6 +183,12 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
         deploy: DeployCommand,
         cancel: &CancellationToken,
     ) -> Outcome {
+        let active = self.generations.active(&deploy.model).ok().and_then(|a| a.current);
+        if active.as_ref().is_some_and(|g| g.package_id == deploy.package_id) {
+            // A redelivered command for what is already installed (e.g. after a crash): done.
+            self.report(&deploy, DeploymentState::Committed);
+            return Outcome::Committed;
+        }
         self.report(&deploy, DeploymentState::Accepted);
         if let Err(e) = check_newer(self.installed_seq(&deploy.model), deploy.version_seq) {
             return self.fail(&deploy, FailureReason::Package(e));
@@ -242,6 +260,13 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
             if let Err(e) = self.dir.save(&pending) {
                 return self.fail(&deploy, io_reason(e));
             }
+            crash_point(match pending.step {
+                Step::FetchHead => "",
+                Step::FetchBlob { .. } => "fetched-head",
+                Step::Install => "fetched-blob",
+                Step::Validate { .. } => "installed",
+                Step::Probation { .. } => "activated",
+            });
         }
     }
 
@@ -280,6 +305,9 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
                     Some(&mut verifier),
                     |received, total| {
                         // A progress report per MiB is plenty.
+                        if received < total {
+                            crash_point("mid-blob");
+                        }
                         if received - last_report >= 1 << 20 || received == total {
                             last_report = received;
                             sink.report(
@@ -339,7 +367,9 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
                 let since_ms = now_ms();
                 pending.step = Step::Probation { dir: dir.clone(), since_ms };
                 self.dir.save(pending).map_err(|e| failed(io_reason(e)))?;
+                crash_point("before-switch");
                 self.generations.activate(&generation).map_err(|e| failed(io_reason(e)))?;
+                crash_point("after-switch");
                 if let Err(reason) = self.runtime.serve(&model_file, served_model(&generation)).await {
                     return Err(Outcome::RolledBack(self.roll_back_reason(&deploy, reason).await));
                 }
@@ -350,6 +380,7 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
             Step::Probation { dir, since_ms } => {
                 let budget = deploy.probation;
                 let end = since_ms + budget.duration_ms;
+                crash_point("probation");
                 loop {
                     let stats = self.runtime.probation_stats(&deploy.model, deploy.version_seq);
                     if stats.inferences >= u64::from(budget.min_inferences) && stats.inferences > 0 {
@@ -398,7 +429,9 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
         match self.generations.rollback(&deploy.model, None) {
             Ok(Some(active)) => {
                 if let Some(current) = active.current {
-                    if let Err(e) = self.runtime.serve(&self.generations.model_file(&current), served_model(&current)).await {
+                    if let Err(e) =
+                        self.runtime.serve(&self.generations.model_file(&current), served_model(&current)).await
+                    {
                         warn!(error = %e, "cannot serve the last-known-good generation");
                     }
                     warn!(model = %deploy.model, to = current.version_seq, reason = %reason, "rolled back");

@@ -18,3 +18,17 @@ pub use manager::{Deployer, DeployerConfig, Outcome, ProbationStats, Runtime, Se
 
 #[cfg(test)]
 mod tests;
+
+/// Environment variable naming a crash point (fault injection for the crash tests).
+pub const CRASH_AT_ENV: &str = "EDGEFLEET_AGENT_CRASH_AT";
+
+/// Fault injection: when [`CRASH_AT_ENV`] names `point`, the process aborts right here — no
+/// destructors, no flushes, exactly what a SIGKILL at this instruction leaves behind. Points:
+/// `fetched-head`, `mid-blob`, `fetched-blob`, `installed`, `before-switch`, `after-switch`,
+/// `activated`, `probation`.
+pub(crate) fn crash_point(point: &str) {
+    if std::env::var(CRASH_AT_ENV).is_ok_and(|v| v == point) {
+        eprintln!("fault injection: aborting at {point}");
+        std::process::abort();
+    }
+}

@@ -205,10 +205,13 @@ async fn installs_validates_activates_and_commits() {
     );
     assert_eq!(h.active_seq(), Some(1));
     assert_eq!(h.runtime.served.lock().unwrap().last().unwrap().version_seq, 1);
-    // The same version again is refused by anti-rollback.
+    // A redelivered command for the installed package is a no-op success...
     let again = deployer.deploy(CommandId(2), h.command(1, MODEL, 0), &CancellationToken::new()).await;
+    assert_eq!(again, Outcome::Committed);
+    // ...while another package with the same version is refused by anti-rollback.
+    let other = deployer.deploy(CommandId(3), h.command(1, b"other model", 0), &CancellationToken::new()).await;
     assert!(matches!(
-        again,
+        other,
         Outcome::Failed(FailureReason::Package(PackageError::NotNewer { installed: 1, offered: 1 }))
     ));
 }
