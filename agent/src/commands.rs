@@ -39,7 +39,8 @@ impl CommandLog {
         while self.seen.len() > REMEMBERED {
             self.seen.pop_front();
         }
-        let bytes = serde_json::to_vec(&self.seen).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let bytes =
+            serde_json::to_vec(&self.seen).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         write_atomic(&self.path, &bytes)
     }
 }

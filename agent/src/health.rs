@@ -27,7 +27,10 @@ fn proc_status_kib(file: &str, key: &str) -> u64 {
     std::fs::read_to_string(file)
         .ok()
         .and_then(|text| {
-            text.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok())
+            text.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
 }
