@@ -1,7 +1,9 @@
 //! `edgefleet-agent`: the Edgefleet device daemon.
 //!
-//! This crate so far holds the operator-facing package check ([`verify`]); the daemon's MQTT
-//! link, installer, inference and outbox build on it (see ARCHITECTURE.md).
+//! This crate so far holds the operator-facing package check ([`verify`]), local inference
+//! ([`inference`]: the `Model` trait, tract backend, worker thread, statistics) and the local
+//! HTTP API ([`api`]); the daemon's MQTT link, installer and outbox build on them (see
+//! ARCHITECTURE.md).
 //!
 //! ```no_run
 //! use edgefleet_agent::verify::{verify_file, VerifyRequest};
@@ -14,10 +16,12 @@
 //! }
 //! ```
 
+pub mod api;
 pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod health;
+pub mod inference;
 pub mod link;
 pub mod verify;
 

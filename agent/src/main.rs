@@ -1,5 +1,7 @@
 //! `edgefleet-agent` command line.
 
+mod infer_command;
+
 use clap::{Parser, Subcommand};
 use edgefleet_agent::verify::{VerifyError, VerifyRequest, verify_file};
 use edgefleet_protocol::package::ManifestSummary;
@@ -30,11 +32,47 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a model once: a verified package's CPU variant, or a bare ONNX file.
+    ///
+    /// Exit 0 with the outputs; 1 when the input does not fit the model; 2 when the model,
+    /// package or files cannot be used.
+    Infer {
+        /// A `.efpkg` package: verified fully (signature, manifest, every blob) before running.
+        #[arg(long, value_name = "FILE.efpkg", required_unless_present = "model", requires = "trust")]
+        package: Option<PathBuf>,
+        /// Public key file or TOML trust store for `--package`.
+        #[arg(long, value_name = "PUBKEY_OR_TRUSTSTORE", requires = "package")]
+        trust: Option<PathBuf>,
+        /// A bare ONNX model (no verification).
+        #[arg(long, value_name = "FILE.onnx", conflicts_with = "package")]
+        model: Option<PathBuf>,
+        /// Input: `.npy` (one array, for the first input) or `.json` (`{"inputs":[{"name","shape","data"}]}`).
+        #[arg(long, value_name = "x.npy|x.json")]
+        input: PathBuf,
+        /// Also write the outputs: `.npy` (first output) or `.json` (all, as `--json` prints them).
+        #[arg(long, value_name = "y.npy|y.json")]
+        output: Option<PathBuf>,
+        /// Print the result as JSON (the local API's response format).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Infer { package, trust, model, input, output, json } => {
+            let model = match (package, trust, model) {
+                (Some(package), Some(trust), _) => infer_command::ModelArg::Package { package, trust },
+                (_, _, Some(model)) => infer_command::ModelArg::Onnx(model),
+                // clap's `requires`/`required_unless_present` rule the other combinations out.
+                _ => {
+                    eprintln!("error: give --package with --trust, or --model");
+                    return ExitCode::from(2);
+                }
+            };
+            infer_command::run(infer_command::InferArgs { model, input, output, json })
+        }
         Command::Verify { file, trust, installed_seq, json } => {
             let request = VerifyRequest { package: &file, trust: &trust, installed_seq };
             match verify_file(&request) {
