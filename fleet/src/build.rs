@@ -6,7 +6,8 @@
 //! package is written: a package that would fail validation on every device is never built.
 
 use crate::keys::{KeyError, load_signing_key};
-use crate::onnx::{OnnxError, OnnxModel, synthetic_inputs};
+use crate::golden::synthetic_inputs;
+use edgefleet_agent::inference::{InferenceError, LoadError, Model, TractModel};
 use edgefleet_protocol::hardware::{HardwareClass, Precision};
 use edgefleet_protocol::package::{
     DriftReference, FORMAT_VERSION, GoldenVector, Lineage, Manifest, Variant, WriteError, hash_reader, write_package,
@@ -87,9 +88,17 @@ pub enum BuildError {
     /// Two variants for one class.
     #[error("two models given for hardware class {0}: a package holds one variant per class")]
     DuplicateClass(HardwareClass),
-    /// A model tract cannot load or run.
+    /// A model tract cannot load.
     #[error(transparent)]
-    Onnx(#[from] OnnxError),
+    Load(#[from] LoadError),
+    /// Running a model on the golden inputs failed.
+    #[error("running {path} on golden inputs: {source}")]
+    Run {
+        /// The model file.
+        path: PathBuf,
+        /// Why.
+        source: InferenceError,
+    },
     /// Variants disagree on the interface.
     #[error("{variant} variant {path} does not match the {reference} variant's interface: {detail}")]
     InterfaceMismatch {
@@ -194,14 +203,14 @@ pub fn build_package(request: &BuildRequest) -> Result<BuildReport, BuildError> 
         }
     }
     let key = load_signing_key(&request.key)?;
-    let loaded: Vec<OnnxModel> = request.models.iter().map(|m| OnnxModel::load(&m.path)).collect::<Result<_, _>>()?;
+    let mut loaded: Vec<TractModel> = request.models.iter().map(|m| TractModel::load(&m.path)).collect::<Result<_, _>>()?;
 
     // The CPU variant (or the first) defines the interface and the expected outputs.
     let reference = request.models.iter().position(|m| m.class == HardwareClass::Cpu).unwrap_or(0);
-    let reference_model = &loaded[reference];
+    let (inputs_spec, outputs_spec) = (loaded[reference].inputs().to_vec(), loaded[reference].outputs().to_vec());
     for (arg, model) in request.models.iter().zip(&loaded) {
-        let detail = interface_difference(reference_model.inputs(), model.inputs(), "input")
-            .or_else(|| interface_difference(reference_model.outputs(), model.outputs(), "output"));
+        let detail = interface_difference(&inputs_spec, model.inputs(), "input")
+            .or_else(|| interface_difference(&outputs_spec, model.outputs(), "output"));
         if let Some(detail) = detail {
             return Err(BuildError::InterfaceMismatch {
                 variant: arg.class,
@@ -214,18 +223,20 @@ pub fn build_package(request: &BuildRequest) -> Result<BuildReport, BuildError> 
 
     let mut golden = Vec::with_capacity(request.golden_count);
     for i in 0..request.golden_count {
-        let inputs =
-            synthetic_inputs(reference_model.inputs(), request.version_seq.wrapping_mul(1000).wrapping_add(i as u64));
-        let expected = reference_model.run(&inputs)?;
+        let inputs = synthetic_inputs(&inputs_spec, request.version_seq.wrapping_mul(1000).wrapping_add(i as u64));
+        let reference_path = &request.models[reference].path;
+        let expected = loaded[reference]
+            .run(&inputs)
+            .map_err(|source| BuildError::Run { path: reference_path.clone(), source })?;
         golden.push(GoldenVector { inputs, expected });
     }
 
     let mut variants = Vec::with_capacity(request.models.len());
-    for (arg, model) in request.models.iter().zip(&loaded) {
+    for (arg, model) in request.models.iter().zip(&mut loaded) {
         let tolerance =
             request.tolerance.map(|t| Tolerance { abs: t, rel: t }).unwrap_or_else(|| default_tolerance(arg.precision));
         for (vector, g) in golden.iter().enumerate() {
-            let actual = model.run(&g.inputs)?;
+            let actual = model.run(&g.inputs).map_err(|source| BuildError::Run { path: arg.path.clone(), source })?;
             for (expected, actual) in g.expected.iter().zip(&actual) {
                 if let Comparison::Outside { max_abs_diff } = tolerance.compare(expected, actual) {
                     return Err(BuildError::GoldenSelfCheck { variant: arg.class, vector, max_abs_diff, tolerance });
@@ -261,8 +272,8 @@ pub fn build_package(request: &BuildRequest) -> Result<BuildReport, BuildError> 
         version_seq: request.version_seq,
         label: request.label.clone(),
         min_agent_version: request.min_agent_version,
-        inputs: reference_model.inputs().to_vec(),
-        outputs: reference_model.outputs().to_vec(),
+        inputs: inputs_spec,
+        outputs: outputs_spec,
         variants,
         golden,
         drift_reference,

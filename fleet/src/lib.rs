@@ -1,10 +1,10 @@
 //! `edgefleet`: the Edgefleet fleet manager and operator CLI.
 //!
-//! So far: signing keys ([`keys`]), ONNX introspection with tract ([`onnx`]) and package
-//! building ([`build`]). The registry, rollouts and the embedded broker build on these (see
+//! So far: signing keys ([`keys`]), package building ([`build`], with golden inputs from
+//! [`golden`] run through the agent's inference runtime) and inspection ([`inspect`]). The registry, rollouts and the embedded broker build on these (see
 //! ARCHITECTURE.md).
 
 pub mod build;
+pub mod golden;
 pub mod inspect;
 pub mod keys;
-pub mod onnx;
