@@ -1,7 +1,8 @@
 //! `edgefleet-agent`: the Edgefleet device daemon.
 //!
-//! This crate so far holds the operator-facing package check ([`verify`]); the daemon's MQTT
-//! link, installer, inference and outbox build on it (see ARCHITECTURE.md).
+//! This crate so far holds the operator-facing package check ([`verify`]) and the durable
+//! [`outbox`] every report goes through; the daemon's MQTT link, installer and inference build
+//! on them (see ARCHITECTURE.md).
 //!
 //! ```no_run
 //! use edgefleet_agent::verify::{verify_file, VerifyRequest};
@@ -14,6 +15,7 @@
 //! }
 //! ```
 
+pub mod outbox;
 pub mod verify;
 
 /// This agent's version, compared with a manifest's `min_agent_version`.
