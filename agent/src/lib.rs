@@ -1,9 +1,8 @@
 //! `edgefleet-agent`: the Edgefleet device daemon.
 //!
-//! This crate so far holds the operator-facing package check ([`verify`]), local inference
-//! ([`inference`]: the `Model` trait, tract backend, worker thread, statistics) and the local
-//! HTTP API ([`api`]); the daemon's MQTT link, installer and outbox build on them (see
-//! ARCHITECTURE.md).
+//! This crate holds the daemon (`daemon`: config, MQTT link, deployer, durable outbox,
+//! inference worker, local API, heartbeats) and the operator commands' logic ([`verify`],
+//! [`inference`] for `infer`). See ARCHITECTURE.md for the data flow.
 //!
 //! ```no_run
 //! use edgefleet_agent::verify::{verify_file, VerifyRequest};
@@ -23,6 +22,7 @@ pub mod deploy;
 pub mod health;
 pub mod inference;
 pub mod link;
+pub mod outbox;
 pub mod verify;
 
 /// This agent's version, compared with a manifest's `min_agent_version`.

@@ -2,11 +2,14 @@
 
 mod infer_command;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use edgefleet_agent::outbox::{Outbox, OutboxLimits, RedbStore, SledStore, Store, Stream};
 use edgefleet_agent::verify::{VerifyError, VerifyRequest, verify_file};
 use edgefleet_protocol::package::ManifestSummary;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The Edgefleet device agent.
 #[derive(Debug, Parser)]
@@ -56,6 +59,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Test aid: push `count` health records to an outbox as fast as possible, printing each seq
+    /// (flushed) once its push returned. `tests/outbox_kill.rs` SIGKILLs it at random points.
+    #[command(hide = true)]
+    OutboxStress {
+        /// Directory holding the outbox (created if missing).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Storage engine.
+        #[arg(long, value_enum, default_value_t = Engine::Redb)]
+        engine: Engine,
+        /// Records to push.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+    },
+}
+
+/// Outbox storage engine.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Engine {
+    Redb,
+    Sled,
 }
 
 fn main() -> ExitCode {
@@ -73,6 +97,13 @@ fn main() -> ExitCode {
             };
             infer_command::run(infer_command::InferArgs { model, input, output, json })
         }
+        Command::OutboxStress { data_dir, engine, count } => match outbox_stress(&data_dir, engine, count) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("outbox-stress: {error:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Verify { file, trust, installed_seq, json } => {
             let request = VerifyRequest { package: &file, trust: &trust, installed_seq };
             match verify_file(&request) {
@@ -114,4 +145,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn outbox_stress(data_dir: &Path, engine: Engine, count: u64) -> anyhow::Result<()> {
+    match engine {
+        Engine::Redb => stress(RedbStore::open(data_dir.join(RedbStore::FILE_NAME))?, count),
+        Engine::Sled => stress(SledStore::open(data_dir.join(SledStore::DIR_NAME))?, count),
+    }
+}
+
+fn stress(store: impl Store, count: u64) -> anyhow::Result<()> {
+    let outbox = Outbox::open(store, OutboxLimits { max_bytes: u64::MAX, max_age_ms: u64::MAX })?;
+    let mut stdout = std::io::stdout().lock();
+    for _ in 0..count {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let seq = outbox
+            .push(Stream::Health, now_ms, |seq| format!("health seq={seq} t={now_ms} {:.<64}", "").into_bytes())?;
+        writeln!(stdout, "{seq}")?;
+        stdout.flush()?;
+    }
+    Ok(())
 }
