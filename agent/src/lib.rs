@@ -18,11 +18,14 @@
 pub mod api;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod deploy;
 pub mod health;
 pub mod inference;
 pub mod link;
 pub mod outbox;
+pub mod reporting;
+pub mod runtime;
 pub mod verify;
 
 /// This agent's version, compared with a manifest's `min_agent_version`.

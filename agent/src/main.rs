@@ -1,8 +1,10 @@
 //! `edgefleet-agent` command line.
 
 mod infer_command;
+mod run_command;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use edgefleet_agent::config::{DEFAULT_CONFIG, Overrides};
 use edgefleet_agent::outbox::{Outbox, OutboxLimits, RedbStore, SledStore, Store, Stream};
 use edgefleet_agent::verify::{VerifyError, VerifyRequest, verify_file};
 use edgefleet_protocol::package::ManifestSummary;
@@ -21,6 +23,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the agent: MQTT link, deployments, local API, heartbeats. Stops cleanly on SIGTERM.
+    Run {
+        /// TOML config file (layered over the embedded default; see print-default-config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides `device_id`.
+        #[arg(long)]
+        device_id: Option<String>,
+        /// Overrides `broker_url` (mqtt://HOST:PORT or mqtts://HOST:PORT).
+        #[arg(long)]
+        broker_url: Option<String>,
+        /// Overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Overrides `trust_store`.
+        #[arg(long)]
+        trust_store: Option<PathBuf>,
+        /// Overrides `api_listen`.
+        #[arg(long)]
+        api_listen: Option<String>,
+    },
+    /// Print the embedded default configuration (every setting, documented).
+    PrintDefaultConfig,
     /// Verify a model package: exit 0 and a summary if valid, 1 and the precise reason if not.
     Verify {
         /// The `.efpkg` file.
@@ -85,6 +110,14 @@ enum Engine {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config, device_id, broker_url, data_dir, trust_store, api_listen } => {
+            let overrides = Overrides { device_id, broker_url, data_dir, trust_store, api_listen };
+            run_command::run(run_command::RunArgs { config, overrides })
+        }
+        Command::PrintDefaultConfig => {
+            print!("{DEFAULT_CONFIG}");
+            ExitCode::SUCCESS
+        }
         Command::Infer { package, trust, model, input, output, json } => {
             let model = match (package, trust, model) {
                 (Some(package), Some(trust), _) => infer_command::ModelArg::Package { package, trust },

@@ -5,8 +5,8 @@
 //! seeded inputs, and every variant must reproduce them within its tolerance before the
 //! package is written: a package that would fail validation on every device is never built.
 
-use crate::keys::{KeyError, load_signing_key};
 use crate::golden::synthetic_inputs;
+use crate::keys::{KeyError, load_signing_key};
 use edgefleet_agent::inference::{InferenceError, LoadError, Model, TractModel};
 use edgefleet_protocol::hardware::{HardwareClass, Precision};
 use edgefleet_protocol::package::{
@@ -203,7 +203,8 @@ pub fn build_package(request: &BuildRequest) -> Result<BuildReport, BuildError> 
         }
     }
     let key = load_signing_key(&request.key)?;
-    let mut loaded: Vec<TractModel> = request.models.iter().map(|m| TractModel::load(&m.path)).collect::<Result<_, _>>()?;
+    let mut loaded: Vec<TractModel> =
+        request.models.iter().map(|m| TractModel::load(&m.path)).collect::<Result<_, _>>()?;
 
     // The CPU variant (or the first) defines the interface and the expected outputs.
     let reference = request.models.iter().position(|m| m.class == HardwareClass::Cpu).unwrap_or(0);

@@ -83,5 +83,8 @@ fn main() {
     let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let mb = size as f64 / (1024.0 * 1024.0);
     let (ours, theirs) = (mb / best(&ours), mb / best(&theirs));
-    println!("package of {mib} MiB: verify_package {ours:.0} MiB/s, sha256sum {theirs:.0} MiB/s, ratio {:.2}", ours / theirs);
+    println!(
+        "package of {mib} MiB: verify_package {ours:.0} MiB/s, sha256sum {theirs:.0} MiB/s, ratio {:.2}",
+        ours / theirs
+    );
 }

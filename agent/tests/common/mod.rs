@@ -9,6 +9,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+pub mod fleet;
+pub mod process;
+
 /// The real broker every project machine runs.
 pub const MOSQUITTO: &str = "127.0.0.1:1883";
 

@@ -1,0 +1,320 @@
+//! `edgefleet-agent run`: wires the pieces together and runs until shutdown.
+//!
+//! ```text
+//!  MQTT link ──inbound──► dispatcher ──jobs──► deployer ──swap──► inference worker ◄── local API
+//!      ▲                     │ acks              │ status                 │ stats
+//!      └──────── outbox ◄────┴───────────────────┴──── health ticker ◄────┘
+//! ```
+//! Everything starts without a network: the API serves the active model and reports queue in
+//! the outbox until the broker is reachable.
+
+use crate::api::{ApiState, router};
+use crate::commands::CommandLog;
+use crate::config::Settings;
+use crate::deploy::download::Fetcher;
+use crate::deploy::generations::Generations;
+use crate::deploy::{Deployer, DeployerConfig, Outcome};
+use crate::health::{CpuMeter, available_memory_bytes, free_disk_bytes, rss_bytes, total_memory_bytes};
+use crate::inference::{InferenceStats, InferenceWorker, WorkerConfig};
+use crate::link::{self, Inbound, LinkParts, LinkState};
+use crate::outbox::{Outbox, OutboxLimits, RedbStore};
+use crate::reporting::{Reports, now_ms};
+use crate::runtime::AgentRuntime;
+use crate::{AGENT_VERSION, deploy::fsutil::write_atomic};
+use anyhow::Context;
+use edgefleet_protocol::command::{CommandBody, CommandId, DeployCommand, RollbackCommand};
+use edgefleet_protocol::hardware::{AcceleratorInfo, GpuInfo, HardwareClass, HardwareInfo};
+use edgefleet_protocol::uplink::{AckResult, ActiveModel, Birth, Health};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// A job for the deployer task (one deployment at a time).
+enum Job {
+    Deploy(CommandId, DeployCommand),
+    Rollback(CommandId, RollbackCommand),
+}
+
+fn hardware_info(settings: &Settings) -> HardwareInfo {
+    let class = settings.hardware.class;
+    let gpu = (class == HardwareClass::Gpu).then(|| GpuInfo {
+        name: nvidia_gpu_name().unwrap_or_else(|| "NVIDIA GPU".into()),
+        compute_capability_major: 0,
+        compute_capability_minor: 0,
+        memory_bytes: 0,
+    });
+    let accelerator = (class == HardwareClass::Accelerator)
+        .then(|| AcceleratorInfo { kind: settings.hardware.accelerator_kind.clone().unwrap_or_default(), tops: None });
+    HardwareInfo {
+        class,
+        cpu_arch: std::env::consts::ARCH.into(),
+        cpu_cores: std::thread::available_parallelism().map(|n| n.get() as u16).unwrap_or(1),
+        memory_bytes: total_memory_bytes(),
+        gpu,
+        accelerator,
+    }
+}
+
+/// The GPU model name the NVIDIA driver reports, if any.
+fn nvidia_gpu_name() -> Option<String> {
+    let dir = std::fs::read_dir("/proc/driver/nvidia/gpus").ok()?.next()?.ok()?.path();
+    let info = std::fs::read_to_string(dir.join("information")).ok()?;
+    info.lines().find_map(|l| l.strip_prefix("Model:")).map(|m| m.trim().to_string())
+}
+
+/// A counter persisted in a small file (birth sequence numbers survive restarts).
+fn bump_counter(path: &std::path::Path) -> u64 {
+    let next = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0) + 1;
+    if let Err(e) = write_atomic(path, next.to_string().as_bytes()) {
+        warn!(error = %e, "cannot persist counter {}", path.display());
+    }
+    next
+}
+
+fn active_models(generations: &Generations) -> Vec<ActiveModel> {
+    let mut out = Vec::new();
+    for model in generations.models().unwrap_or_default() {
+        if let Ok(active) = generations.active(&model)
+            && let Some(g) = active.current
+        {
+            out.push(ActiveModel {
+                name: g.model,
+                version_seq: g.version_seq,
+                label: g.label,
+                package_id: g.package_id,
+            });
+        }
+    }
+    out
+}
+
+/// Runs the agent until `shutdown` fires.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+    let mut boot = [0u8; 8];
+    getrandom::fill(&mut boot).map_err(|e| anyhow::anyhow!("reading randomness for the boot id: {e}"))?;
+    let boot_id = u64::from_le_bytes(boot);
+    let started = std::time::Instant::now();
+
+    let store = RedbStore::open(settings.data_dir.join("outbox.redb")).context("opening the outbox")?;
+    let limits =
+        OutboxLimits { max_bytes: settings.outbox.max_bytes, max_age_ms: settings.outbox.max_age.as_millis() as u64 };
+    let outbox = Arc::new(Outbox::open(store, limits).context("opening the outbox")?);
+    let wake = Arc::new(Notify::new());
+    let reports = Reports::new(outbox, wake.clone());
+
+    let stats = InferenceStats::new();
+    let (inference, worker) = InferenceWorker::spawn(WorkerConfig::default(), stats.clone())?;
+    let runtime = AgentRuntime { inference: inference.clone(), stats: stats.clone() };
+
+    let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(64);
+    let (chunk_req_tx, chunk_req_rx) = mpsc::channel(16);
+    let (chunk_resp_tx, chunk_resp_rx) = mpsc::channel(16);
+    let (state_tx, state_rx) = watch::channel(LinkState::Disconnected);
+
+    let deployer_config = DeployerConfig {
+        data_dir: settings.data_dir.clone(),
+        trust_store: settings.trust_store.clone(),
+        hardware: settings.hardware.class,
+    };
+    let mut deployer =
+        Deployer::new(deployer_config, Fetcher::new(chunk_req_tx, chunk_resp_rx), runtime, reports.clone())
+            .context("opening installed models")?;
+    let generations = deployer.generations().clone();
+    for served in deployer.serve_active().await {
+        info!(model = %served.name, version = served.version_seq, "serving installed model");
+    }
+
+    // Local API.
+    let listener = tokio::net::TcpListener::bind(settings.api_listen)
+        .await
+        .with_context(|| format!("binding the local API on {}", settings.api_listen))?;
+    let api_addr = listener.local_addr()?;
+    write_atomic(&settings.data_dir.join("api.addr"), api_addr.to_string().as_bytes())?;
+    info!(%api_addr, device = %settings.device_id, "local API listening");
+    let status_reports = reports.clone();
+    let status_state = state_rx.clone();
+    let status_device = settings.device_id.clone();
+    let api_state = ApiState::new(inference.clone(), stats.clone()).with_agent_status(move || {
+        let outbox = status_reports.outbox().stats();
+        serde_json::json!({
+            "device_id": status_device.as_str(),
+            "agent_version": AGENT_VERSION.to_string(),
+            "boot_id": boot_id,
+            "mqtt": if *status_state.borrow() == LinkState::Connected { "connected" } else { "disconnected" },
+            "outbox": { "depth": outbox.depth, "bytes": outbox.bytes },
+        })
+    });
+    let api_shutdown = shutdown.clone();
+    let api = tokio::spawn(async move {
+        let serve = axum::serve(listener, router(api_state)).with_graceful_shutdown(api_shutdown.cancelled_owned());
+        if let Err(e) = serve.await {
+            warn!(error = %e, "local API stopped");
+        }
+    });
+
+    // MQTT link.
+    let birth_settings = settings.clone();
+    let birth_generations = generations.clone();
+    let birth_counter = settings.data_dir.join("birth.seq");
+    let parts = LinkParts {
+        uplink: Arc::new(reports.clone()),
+        wake,
+        birth: Box::new(move || Birth {
+            device_id: birth_settings.device_id.clone(),
+            boot_id,
+            agent_version: AGENT_VERSION,
+            hardware: hardware_info(&birth_settings),
+            free_disk_bytes: free_disk_bytes(&birth_settings.data_dir),
+            free_memory_bytes: available_memory_bytes(),
+            active_models: active_models(&birth_generations),
+            seq: bump_counter(&birth_counter),
+        }),
+        inbound_tx,
+        chunk_rx: chunk_req_rx,
+        state_tx,
+    };
+    let link = tokio::spawn(link::run(settings.clone(), boot_id, parts, shutdown.clone()));
+
+    // Deployer: resumes an interrupted deployment first, then takes jobs one at a time.
+    let (job_tx, mut job_rx) = mpsc::channel::<Job>(4);
+    let current_cancel = Arc::new(Mutex::new(CancellationToken::new()));
+    let deploy_cancel = current_cancel.clone();
+    let deploy_shutdown = shutdown.clone();
+    let deploy_reports = reports.clone();
+    let deployments = tokio::spawn(async move {
+        let token = deploy_shutdown.child_token();
+        if let Ok(mut slot) = deploy_cancel.lock() {
+            *slot = token.clone();
+        }
+        if let Some(outcome) = deployer.resume(&token).await {
+            info!(?outcome, "interrupted deployment finished");
+        }
+        loop {
+            let job = tokio::select! {
+                () = deploy_shutdown.cancelled() => break,
+                job = job_rx.recv() => match job { Some(job) => job, None => break },
+            };
+            let token = deploy_shutdown.child_token();
+            if let Ok(mut slot) = deploy_cancel.lock() {
+                *slot = token.clone();
+            }
+            match job {
+                Job::Deploy(command_id, deploy) => {
+                    let outcome = deployer.deploy(command_id, deploy, &token).await;
+                    if !matches!(outcome, Outcome::Committed) {
+                        info!(?outcome, "deployment ended");
+                    }
+                }
+                Job::Rollback(command_id, rollback) => {
+                    let result = match deployer.rollback(&rollback).await {
+                        Ok(version) => {
+                            info!(model = %rollback.model, version, "rolled back on command");
+                            AckResult::Accepted
+                        }
+                        Err(reason) => AckResult::Rejected(reason.to_string()),
+                    };
+                    if let AckResult::Rejected(_) = result {
+                        deploy_reports.ack(command_id, result);
+                    }
+                }
+            }
+        }
+    });
+
+    // Command dispatcher.
+    let dispatch_reports = reports.clone();
+    let dispatch_shutdown = shutdown.clone();
+    let mut command_log = CommandLog::open(&settings.data_dir);
+    let dispatcher = tokio::spawn(async move {
+        loop {
+            let inbound = tokio::select! {
+                () = dispatch_shutdown.cancelled() => break,
+                inbound = inbound_rx.recv() => match inbound { Some(i) => i, None => break },
+            };
+            let command = match inbound {
+                Inbound::Chunk(chunk) => {
+                    let _ = chunk_resp_tx.try_send(chunk);
+                    continue;
+                }
+                Inbound::Command(command) => command,
+            };
+            if command_log.seen(command.command_id) {
+                dispatch_reports.ack(command.command_id, AckResult::Duplicate);
+                continue;
+            }
+            let result = match command.body {
+                CommandBody::Deploy(deploy) => match job_tx.try_send(Job::Deploy(command.command_id, deploy)) {
+                    Ok(()) => AckResult::Accepted,
+                    Err(_) => AckResult::Rejected("busy: a deployment is in progress and the queue is full".into()),
+                },
+                CommandBody::Rollback(rollback) => match job_tx.try_send(Job::Rollback(command.command_id, rollback)) {
+                    Ok(()) => AckResult::Accepted,
+                    Err(_) => AckResult::Rejected("busy: deployment queue full".into()),
+                },
+                CommandBody::Cancel { .. } => {
+                    if let Ok(token) = current_cancel.lock() {
+                        token.cancel();
+                    }
+                    AckResult::Accepted
+                }
+                CommandBody::SetSamplingPolicy(_) => {
+                    AckResult::Rejected("sampling policies are not supported by this agent version".into())
+                }
+                CommandBody::Ping { .. } => AckResult::Accepted,
+            };
+            if let Err(e) = command_log.record(command.command_id) {
+                warn!(error = %e, "cannot persist the command log");
+            }
+            dispatch_reports.ack(command.command_id, result);
+        }
+    });
+
+    // Heartbeats.
+    let health_reports = reports.clone();
+    let health_shutdown = shutdown.clone();
+    let interval = settings.health_interval;
+    let data_dir = settings.data_dir.clone();
+    let health_stats = stats.clone();
+    let heartbeat = tokio::spawn(async move {
+        let mut cpu = CpuMeter::new();
+        let mut previous = None;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = health_shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let snapshot = health_stats.snapshot();
+            let models = snapshot.to_health(previous.as_ref());
+            previous = Some(snapshot);
+            let outbox = health_reports.outbox().stats();
+            let evictions: u64 = outbox.evictions.iter().map(|(_, n)| *n).sum();
+            let cpu_percent = cpu.sample();
+            health_reports.health(|seq| Health {
+                seq,
+                boot_id,
+                timestamp_ms: now_ms(),
+                uptime_ms: started.elapsed().as_millis() as u64,
+                models,
+                outbox_depth: outbox.depth,
+                outbox_bytes: outbox.bytes,
+                outbox_evictions: evictions,
+                rss_bytes: rss_bytes(),
+                cpu_percent,
+                free_disk_bytes: free_disk_bytes(&data_dir),
+            });
+        }
+    });
+
+    shutdown.cancelled().await;
+    info!("shutting down");
+    let _ = tokio::join!(link, api, deployments, dispatcher, heartbeat);
+    drop(inference);
+    tokio::task::spawn_blocking(move || worker.join()).await.ok();
+    info!("stopped");
+    Ok(())
+}
