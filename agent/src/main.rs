@@ -2,6 +2,7 @@
 
 mod infer_command;
 mod run_command;
+mod uplink_stress;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use edgefleet_agent::config::{DEFAULT_CONFIG, Overrides};
@@ -98,6 +99,30 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         count: u64,
     },
+    /// Test aid: the outbox and the MQTT link together. Pushes `count` health records (printing
+    /// each seq once durable) while the link drains them; keeps draining until killed.
+    /// `tests/uplink_kill.rs` SIGKILLs it with the broker up and down.
+    #[command(hide = true)]
+    UplinkStress {
+        /// Directory holding the outbox.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Broker (mqtt://HOST:PORT).
+        #[arg(long)]
+        broker_url: String,
+        /// Topic namespace.
+        #[arg(long)]
+        namespace: String,
+        /// Device id.
+        #[arg(long)]
+        device_id: String,
+        /// Records to push.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// Pause between pushes, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+    },
 }
 
 /// Outbox storage engine.
@@ -129,6 +154,17 @@ fn main() -> ExitCode {
                 }
             };
             infer_command::run(infer_command::InferArgs { model, input, output, json })
+        }
+        Command::UplinkStress { data_dir, broker_url, namespace, device_id, count, interval_ms } => {
+            let args =
+                uplink_stress::UplinkStressArgs { data_dir, broker_url, namespace, device_id, count, interval_ms };
+            match uplink_stress::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("uplink-stress: {error:#}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::OutboxStress { data_dir, engine, count } => match outbox_stress(&data_dir, engine, count) {
             Ok(()) => ExitCode::SUCCESS,

@@ -51,6 +51,11 @@ impl<S: Store> Reports<S> {
         &self.outbox
     }
 
+    /// Tells the link that records are waiting (after pushing to [`Self::outbox`] directly).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Pushes a message built with its stream seq. Durable when this returns `true`.
     pub fn push<M: WireMessage>(&self, stream: Stream, build: impl FnOnce(u64) -> M) -> bool {
         let result = self.outbox.push(stream, now_ms(), |seq| encode(&build(seq)).unwrap_or_default());

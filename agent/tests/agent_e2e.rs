@@ -213,3 +213,41 @@ async fn sigkill_at_every_install_step_leaves_a_verified_model_serving() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_and_queues_without_a_network_then_delivers() {
+    let namespace = unique_namespace();
+    let fleet = FakeFleet::start(&namespace).await;
+    let recorder = common::Recorder::start(&namespace).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trust = trust_file(dir.path());
+    let online = write_config(dir.path(), "edge-o", &namespace, MOSQUITTO, &trust);
+    let mut agent = AgentProcess::start(&online, None);
+    agent.api().await;
+    let mlp = model("vibration_mlp.onnx");
+    fleet.deploy("edge-o", 1, "vibration-mlp", 1, &package(1, &mlp, &mlp, &key()), QUICK).await;
+    assert_eq!(fleet.outcome(1, 30).await, DeploymentState::Committed);
+    assert!(agent.terminate().await.success());
+    let seen_online = recorder.on("/devices/edge-o/health").len();
+
+    // No broker at all (connection refused): the agent still starts, serves, and queues.
+    let offline = write_config(dir.path(), "edge-o", &namespace, "127.0.0.1:9", &trust);
+    let mut agent = AgentProcess::start(&offline, None);
+    let api = agent.api().await;
+    assert_eq!(infer(&api).await["model"]["version_seq"], 1);
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let (_, status) = http(&api, "GET", "/v1/status", None).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["agent"]["mqtt"], "disconnected");
+    let queued = status["agent"]["outbox"]["depth"].as_u64().unwrap();
+    assert!(queued >= 2, "heartbeats queue while offline: {status}");
+    assert!(agent.terminate().await.success());
+    assert_eq!(recorder.on("/devices/edge-o/health").len(), seen_online, "nothing could have been sent");
+
+    // Back online: the queued heartbeats are delivered.
+    let online = write_config(dir.path(), "edge-o", &namespace, MOSQUITTO, &trust);
+    let _agent = AgentProcess::start(&online, None);
+    recorder
+        .wait_for(20, "queued heartbeats", |r| r.on("/devices/edge-o/health").len() >= seen_online + queued as usize)
+        .await;
+}

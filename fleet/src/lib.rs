@@ -5,6 +5,8 @@
 //! ARCHITECTURE.md).
 
 pub mod build;
+pub mod direct;
 pub mod golden;
 pub mod inspect;
 pub mod keys;
+pub mod transfer;
