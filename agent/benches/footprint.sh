@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Agent footprint: stripped release binary size, RSS idle (no model, no broker) and RSS with the
 # ~1 MB fixture model loaded and serving. Reproduce: bash agent/benches/footprint.sh
+# (PROFILE=dist for the size-optimized device build: fat LTO, one codegen unit, stripped).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release --locked -q -p edgefleet-agent
+cargo build --profile "${PROFILE:-release}" --locked -q -p edgefleet-agent
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cp target/release/edgefleet-agent "$work/edgefleet-agent"
+cp "target/${PROFILE:-release}/edgefleet-agent" "$work/edgefleet-agent"
 strip "$work/edgefleet-agent"
 size=$(stat -c %s "$work/edgefleet-agent")
 echo "stripped release binary: $size bytes ($(( size / 1024 / 1024 )) MiB)"
