@@ -10,12 +10,13 @@
 
 use crate::api::{ApiState, router};
 use crate::commands::CommandLog;
-use crate::config::Settings;
+use crate::config::{InputSetting, Settings};
 use crate::deploy::download::Fetcher;
 use crate::deploy::generations::Generations;
 use crate::deploy::{Deployer, DeployerConfig, Outcome};
 use crate::health::{CpuMeter, available_memory_bytes, free_disk_bytes, rss_bytes, total_memory_bytes};
-use crate::inference::{InferenceStats, InferenceWorker, WorkerConfig};
+use crate::inference::{InferenceHandle, InferenceStats, InferenceWorker, ModelInfo, WorkerConfig};
+use crate::input::{InputSource, SyntheticSource};
 use crate::link::{self, Inbound, LinkParts, LinkState};
 use crate::outbox::{Outbox, OutboxLimits, RedbStore};
 use crate::reporting::{Reports, now_ms};
@@ -24,6 +25,8 @@ use crate::{AGENT_VERSION, deploy::fsutil::write_atomic};
 use anyhow::Context;
 use edgefleet_protocol::command::{CommandBody, CommandId, DeployCommand, RollbackCommand};
 use edgefleet_protocol::hardware::{AcceleratorInfo, GpuInfo, HardwareClass, HardwareInfo};
+use edgefleet_protocol::package::PackageHead;
+use edgefleet_protocol::tensor::TensorSpec;
 use edgefleet_protocol::uplink::{AckResult, ActiveModel, Birth, Health};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc, watch};
@@ -87,6 +90,43 @@ fn active_models(generations: &Generations) -> Vec<ActiveModel> {
         }
     }
     out
+}
+
+/// The input specs of the generation serving `info`, read from its signed head.
+fn input_specs(generations: &Generations, info: &ModelInfo) -> Option<Vec<TensorSpec>> {
+    let current = generations.active(&info.name).ok()?.current?;
+    let head = std::fs::read(generations.path(&current).join("head.bin")).ok()?;
+    let manifest = PackageHead::from_bytes(&head).ok()?.manifest_unverified().ok()?;
+    Some(manifest.inputs)
+}
+
+/// Feeds `source` to the active model `rate_hz` times a second until shutdown.
+async fn feed_inputs(
+    mut source: impl InputSource,
+    rate_hz: f64,
+    inference: InferenceHandle,
+    generations: Generations,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / rate_hz));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut specs: Option<(ModelInfo, Vec<TensorSpec>)> = None;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let Some(active) = inference.active() else { continue };
+        if specs.as_ref().is_none_or(|(info, _)| *info != active) {
+            specs = input_specs(&generations, &active).map(|s| (active.clone(), s));
+        }
+        let Some((_, model_inputs)) = &specs else { continue };
+        if let Some(tensors) = source.next(model_inputs)
+            && let Err(e) = inference.infer(tensors).await
+        {
+            tracing::debug!(error = %e, "synthetic inference failed");
+        }
+    }
 }
 
 /// Runs the agent until `shutdown` fires.
@@ -310,9 +350,21 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         }
     });
 
+    // Optional input source (besides the API).
+    let inputs = match settings.input {
+        InputSetting::Synthetic { rate_hz, seed } => tokio::spawn(feed_inputs(
+            SyntheticSource::new(seed),
+            rate_hz,
+            inference.clone(),
+            generations.clone(),
+            shutdown.clone(),
+        )),
+        InputSetting::None => tokio::spawn(async {}),
+    };
+
     shutdown.cancelled().await;
     info!("shutting down");
-    let _ = tokio::join!(link, api, deployments, dispatcher, heartbeat);
+    let _ = tokio::join!(link, api, deployments, dispatcher, heartbeat, inputs);
     drop(inference);
     tokio::task::spawn_blocking(move || worker.join()).await.ok();
     info!("stopped");

@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod deploy;
 pub mod health;
 pub mod inference;
+pub mod input;
 pub mod link;
 pub mod outbox;
 pub mod reporting;

@@ -92,6 +92,7 @@ async fn installs_serves_refuses_and_rolls_back() {
     let config = write_config(dir.path(), "edge-1", &namespace, MOSQUITTO, &trust_file(dir.path()));
     let mut agent = AgentProcess::start(&config, None);
     let api = agent.api().await;
+    fleet.wait_birth(0).await;
     assert_eq!(served_version(&api).await, None, "nothing installed yet");
 
     let mlp = model("vibration_mlp.onnx");
@@ -184,12 +185,15 @@ async fn sigkill_at_every_install_step_leaves_a_verified_model_serving() {
 
         let mut agent = AgentProcess::start(&config, None);
         agent.api().await;
+        fleet.wait_birth(0).await;
         fleet.deploy("edge-k", 1, "vibration-mlp", 1, &v1, QUICK).await;
         assert_eq!(fleet.outcome(1, 30).await, DeploymentState::Committed, "{point}: v1");
         agent.kill();
 
+        let births = fleet.births();
         let mut crashing = AgentProcess::start(&config, Some(point));
         crashing.api().await;
+        fleet.wait_birth(births).await;
         fleet.deploy("edge-k", 2, "vibration-mlp", 2, &v2, probation).await;
         let status = crashing.wait_exit(30).await;
         assert!(!status.success(), "{point}: the crash point must fire");
@@ -224,6 +228,7 @@ async fn serves_and_queues_without_a_network_then_delivers() {
     let online = write_config(dir.path(), "edge-o", &namespace, MOSQUITTO, &trust);
     let mut agent = AgentProcess::start(&online, None);
     agent.api().await;
+    fleet.wait_birth(0).await;
     let mlp = model("vibration_mlp.onnx");
     fleet.deploy("edge-o", 1, "vibration-mlp", 1, &package(1, &mlp, &mlp, &key()), QUICK).await;
     assert_eq!(fleet.outcome(1, 30).await, DeploymentState::Committed);
@@ -250,4 +255,27 @@ async fn serves_and_queues_without_a_network_then_delivers() {
     recorder
         .wait_for(20, "queued heartbeats", |r| r.on("/devices/edge-o/health").len() >= seen_online + queued as usize)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_input_source_drives_the_active_model() {
+    let namespace = unique_namespace();
+    let fleet = FakeFleet::start(&namespace).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "edge-s", &namespace, MOSQUITTO, &trust_file(dir.path()));
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[input]\nsource = \"synthetic\"\nrate_hz = 50.0\nseed = 7\n");
+    std::fs::write(&config, text).unwrap();
+    let agent = AgentProcess::start(&config, None);
+    let api = agent.api().await;
+    fleet.wait_birth(0).await;
+    let mlp = model("vibration_mlp.onnx");
+    fleet.deploy("edge-s", 1, "vibration-mlp", 1, &package(1, &mlp, &mlp, &key()), QUICK).await;
+    assert_eq!(fleet.outcome(1, 30).await, DeploymentState::Committed);
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let (_, status) = http(&api, "GET", "/v1/status", None).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let count = status["models"][0]["inference_count"].as_u64().unwrap();
+    assert!(count >= 10, "synthetic inputs ran the model without any API call: {status}");
+    assert_eq!(status["models"][0]["error_count"], 0);
 }

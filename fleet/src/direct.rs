@@ -117,11 +117,28 @@ pub async fn deploy(
     };
     let payload = encode(&command).map_err(|e| DirectError::Mqtt(e.to_string()))?;
     let mut subscribed = 0;
+    let mut answered = false;
     let deadline = tokio::time::Instant::now() + request.timeout;
+    // Until the device answers, send the command again every few seconds: a device that was
+    // (re)connecting may have missed it, and devices drop duplicates by command id.
+    let mut resend = tokio::time::interval(Duration::from_secs(3));
+    resend.tick().await;
     loop {
-        let event = match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+        let polled = tokio::select! {
+            polled = tokio::time::timeout_at(deadline, eventloop.poll()) => polled,
+            _ = resend.tick() => {
+                if subscribed >= 3 && !answered {
+                    let _ = client.try_publish(topic(TopicKind::Command), QoS::AtLeastOnce, false, payload.clone());
+                }
+                continue;
+            }
+        };
+        let event = match polled {
             Err(_) => {
-                return Err(DirectError::Timeout { device: request.device.clone(), seconds: request.timeout.as_secs() });
+                return Err(DirectError::Timeout {
+                    device: request.device.clone(),
+                    seconds: request.timeout.as_secs(),
+                });
             }
             Ok(Err(e)) => return Err(DirectError::Mqtt(e.to_string())),
             Ok(Ok(event)) => event,
@@ -153,6 +170,7 @@ pub async fn deploy(
                 if let Ok(status) = decode::<DeploymentStatus>(&publish.payload)
                     && status.deployment_id == deployment_id
                 {
+                    answered = true;
                     progress(&status.state);
                     if terminal(&status.state) {
                         let _ = client.disconnect().await;
@@ -161,11 +179,13 @@ pub async fn deploy(
                 }
             }
             TopicKind::Ack => {
-                if let Ok(CommandAck { command_id: id, result: AckResult::Rejected(reason), .. }) =
-                    decode::<CommandAck>(&publish.payload)
+                if let Ok(CommandAck { command_id: id, result, .. }) = decode::<CommandAck>(&publish.payload)
                     && id == command_id
                 {
-                    return Err(DirectError::Rejected(reason));
+                    answered = true;
+                    if let AckResult::Rejected(reason) = result {
+                        return Err(DirectError::Rejected(reason));
+                    }
                 }
             }
             _ => {}

@@ -61,6 +61,7 @@ pub(crate) struct RawConfig {
     outbox: RawOutbox,
     sampling: RawSampling,
     health: RawHealth,
+    input: RawInput,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +100,28 @@ struct RawSampling {
 #[serde(deny_unknown_fields)]
 struct RawHealth {
     interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    source: String,
+    rate_hz: f64,
+    seed: u64,
+}
+
+/// Where inference inputs come from besides the local API.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InputSetting {
+    /// Only the local API.
+    None,
+    /// Seeded random tensors shaped like the active model's inputs.
+    Synthetic {
+        /// Inferences per second.
+        rate_hz: f64,
+        /// Generator seed.
+        seed: u64,
+    },
 }
 
 /// Where the broker is.
@@ -214,6 +237,8 @@ pub struct Settings {
     pub sampling: SamplingSettings,
     /// Heartbeat interval.
     pub health_interval: Duration,
+    /// Input source.
+    pub input: InputSetting,
 }
 
 fn invalid(field: &'static str, detail: impl Into<String>) -> ConfigError {
@@ -297,6 +322,14 @@ impl RawConfig {
         if self.health.interval_secs == 0 {
             return Err(invalid("health.interval_secs", "must be positive"));
         }
+        let input = match self.input.source.as_str() {
+            "none" => InputSetting::None,
+            "synthetic" if self.input.rate_hz > 0.0 && self.input.rate_hz <= 10_000.0 => {
+                InputSetting::Synthetic { rate_hz: self.input.rate_hz, seed: self.input.seed }
+            }
+            "synthetic" => return Err(invalid("input.rate_hz", "must be above 0 and at most 10000")),
+            other => return Err(invalid("input.source", format!("{other:?}: expected none or synthetic"))),
+        };
         Ok(Settings {
             device_id,
             namespace,
@@ -323,6 +356,7 @@ impl RawConfig {
                 drift_window: Duration::from_secs(s.drift_window_secs),
             },
             health_interval: Duration::from_secs(self.health.interval_secs),
+            input,
         })
     }
 }

@@ -201,6 +201,23 @@ impl FakeFleet {
         }
     }
 
+    /// Waits until some device has published a birth since the last `clear` (it is connected
+    /// and subscribed, so commands reach it).
+    pub async fn wait_birth(&self, births_before: usize) {
+        for _ in 0..400 {
+            if self.seen.lock().unwrap().births > births_before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no birth message within 10 s");
+    }
+
+    /// Births seen so far.
+    pub fn births(&self) -> usize {
+        self.seen.lock().unwrap().births
+    }
+
     /// Forgets recorded statuses (between phases of a test).
     pub fn clear(&self) {
         let mut seen = self.seen.lock().unwrap();
