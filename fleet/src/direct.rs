@@ -6,6 +6,7 @@
 use crate::transfer::ObjectStore;
 use edgefleet_agent::config::BrokerUrl;
 use edgefleet_protocol::command::{Command, CommandBody, CommandId, DeployCommand, DeploymentId, ProbationBudget};
+use edgefleet_protocol::package::{Downgrade, SignedDowngrade};
 use edgefleet_protocol::topic::{Namespace, Topic, TopicKind};
 use edgefleet_protocol::transfer::ChunkRequest;
 use edgefleet_protocol::uplink::{AckResult, CommandAck, DeploymentState, DeploymentStatus};
@@ -29,6 +30,11 @@ pub struct DirectDeploy {
     pub probation: ProbationBudget,
     /// Give up after this long without a terminal status.
     pub timeout: Duration,
+    /// Sign a downgrade authorization with this key (to install a version older than the
+    /// device's), valid for `downgrade_valid`.
+    pub downgrade_key: Option<PathBuf>,
+    /// How long a downgrade authorization stays valid.
+    pub downgrade_valid: Duration,
 }
 
 /// The deployment could not be carried out.
@@ -42,6 +48,9 @@ pub enum DirectError {
         /// Why.
         detail: String,
     },
+    /// The downgrade authorization could not be made.
+    #[error("downgrade authorization: {0}")]
+    Downgrade(String),
     /// TLS brokers are not supported by this command yet.
     #[error("mqtts:// is not supported by `direct deploy` yet; use a plain mqtt:// listener")]
     Tls,
@@ -92,6 +101,23 @@ pub async fn deploy(
         .add_package(std::io::BufReader::new(file))
         .map_err(|e| DirectError::Package { path: request.package.clone(), detail: e.to_string() })?;
 
+    let downgrade = match &request.downgrade_key {
+        None => None,
+        Some(path) => {
+            let key = crate::keys::load_signing_key(path).map_err(|e| DirectError::Downgrade(e.to_string()))?;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let body = Downgrade {
+                model: offered.manifest.name.clone(),
+                version_seq: offered.manifest.version_seq,
+                package_id: offered.package_id,
+                expires_at_ms: now_ms + request.downgrade_valid.as_millis() as u64,
+            };
+            Some(SignedDowngrade::sign(body, &key).map_err(|e| DirectError::Downgrade(e.to_string()))?)
+        }
+    };
     let mut options =
         MqttOptions::new(format!("edgefleet-cli-{:x}", random_u64()), request.broker.host.clone(), request.broker.port);
     options.set_max_packet_size(256 * 1024, 256 * 1024);
@@ -113,6 +139,7 @@ pub async fn deploy(
             package_id: offered.package_id,
             head_size: offered.head_size,
             probation: request.probation,
+            downgrade,
         }),
     };
     let payload = encode(&command).map_err(|e| DirectError::Mqtt(e.to_string()))?;

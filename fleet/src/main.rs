@@ -77,6 +77,13 @@ enum DirectCommand {
         /// Give up after this many seconds without a final status.
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
+        /// Install even if the device runs a newer version: signs a downgrade authorization for
+        /// exactly this package with this key (which the device must trust).
+        #[arg(long, value_name = "SIGNING_KEY")]
+        allow_downgrade: Option<PathBuf>,
+        /// How long the downgrade authorization stays valid, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        downgrade_valid_secs: u64,
     },
 }
 
@@ -254,6 +261,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_error_rate,
             max_p99_us,
             timeout_secs,
+            allow_downgrade,
+            downgrade_valid_secs,
         }) => {
             if !(0.0..=100.0).contains(&max_error_rate) {
                 anyhow::bail!("--max-error-rate must be a percentage between 0 and 100");
@@ -270,6 +279,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     max_p99_latency_us: max_p99_us,
                 },
                 timeout: Duration::from_secs(timeout_secs),
+                downgrade_key: allow_downgrade,
+                downgrade_valid: Duration::from_secs(downgrade_valid_secs),
             };
             println!(
                 "deploying {} to {} via {}:{}",

@@ -95,6 +95,8 @@ async fn installs_on_a_running_agent_and_reports_refusals() {
             max_p99_latency_us: 0,
         },
         timeout: Duration::from_secs(30),
+        downgrade_key: None,
+        downgrade_valid: Duration::from_secs(60),
     };
     let mut seen = Vec::new();
     let state = deploy(&request(build(dir.path(), &key_dir, 2)), |s| seen.push(s.clone())).await.unwrap();
@@ -112,6 +114,13 @@ async fn installs_on_a_running_agent_and_reports_refusals() {
         ),
         "{state:?}"
     );
+
+    // The same older version with a downgrade authorization signed by the release key: installed.
+    let mut authorized = request(build(dir.path(), &key_dir, 1));
+    authorized.downgrade_key = Some(key_dir.join(keys::SIGNING_KEY_FILE));
+    assert_eq!(deploy(&authorized, |_| {}).await.unwrap(), DeploymentState::Committed);
+    let answer = post(&api, "/v1/infer", r#"{"inputs":[{"shape":[1,8],"data":[0,0,0,0,0,0,0,0]}]}"#).await;
+    assert!(answer.contains("\"version_seq\":1"), "{answer}");
 
     // A device nobody runs: a clear timeout, not a hang.
     let mut lonely = request(build(dir.path(), &key_dir, 3));

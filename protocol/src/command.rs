@@ -47,6 +47,9 @@ pub struct DeployCommand {
     pub head_size: u64,
     /// Probation limits.
     pub probation: ProbationBudget,
+    /// Lets a package with a lower version sequence than the installed one through
+    /// anti-rollback (signed by a trusted release key, naming exactly this package).
+    pub downgrade: Option<crate::package::SignedDowngrade>,
 }
 
 /// Switch back to an earlier, still-installed version.

@@ -59,6 +59,7 @@ fn deploy_command() {
                 max_error_rate_ppm: 50_000,
                 max_p99_latency_us: 0,
             },
+            downgrade: None,
         }),
     };
     check(deploy, &cat(&[
@@ -74,6 +75,7 @@ fn deploy_command() {
         &[0x14],             // min_inferences 20
         &[0xd0, 0x86, 0x03], // max_error_rate_ppm 50000
         &[0x00],             // max_p99_latency_us 0
+        &[0x00],             // downgrade None
     ]));
 }
 

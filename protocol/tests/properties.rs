@@ -53,6 +53,7 @@ fn command() -> impl Strategy<Value = Command> {
                     package_id,
                     head_size,
                     probation: ProbationBudget { duration_ms, min_inferences, max_error_rate_ppm, max_p99_latency_us },
+                    downgrade: None,
                 })
             }
         ),

@@ -190,8 +190,8 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
             return Outcome::Committed;
         }
         self.report(&deploy, DeploymentState::Accepted);
-        if let Err(e) = check_newer(self.installed_seq(&deploy.model), deploy.version_seq) {
-            return self.fail(&deploy, FailureReason::Package(e));
+        if let Err(reason) = self.check_version(&deploy, deploy.version_seq) {
+            return self.fail(&deploy, reason);
         }
         let _ = self.dir.clear();
         let pending = Pending { command_id, deploy, step: Step::FetchHead };
@@ -199,6 +199,19 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
             return self.fail(&pending.deploy, io_reason(e));
         }
         self.run(pending, cancel).await
+    }
+
+    /// Anti-rollback: `offered` must be above the installed version, unless the command
+    /// carries a downgrade authorization for exactly this package, signed by a trusted key.
+    fn check_version(&self, deploy: &DeployCommand, offered: u64) -> Result<(), FailureReason> {
+        let Err(refusal) = check_newer(self.installed_seq(&deploy.model), offered) else { return Ok(()) };
+        let Some(authorization) = &deploy.downgrade else { return Err(FailureReason::Package(refusal)) };
+        let trust = TrustStore::load(&self.config.trust_store).map_err(|e| FailureReason::Io(e.to_string()))?;
+        authorization
+            .authorizes(&trust, &deploy.model, offered, &deploy.package_id, now_ms())
+            .map_err(FailureReason::Package)?;
+        info!(model = %deploy.model, version = offered, key = %authorization.key_id, "downgrade authorized");
+        Ok(())
     }
 
     fn fail(&self, deploy: &DeployCommand, reason: FailureReason) -> Outcome {
@@ -231,7 +244,7 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
                 manifest.name, manifest.version_seq, deploy.model, deploy.version_seq
             ))));
         }
-        check_newer(self.installed_seq(&deploy.model), manifest.version_seq).map_err(FailureReason::Package)?;
+        self.check_version(deploy, manifest.version_seq)?;
         if manifest.min_agent_version > AGENT_VERSION {
             return Err(FailureReason::Package(PackageError::AgentTooOld {
                 required: manifest.min_agent_version,

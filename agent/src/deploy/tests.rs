@@ -173,6 +173,7 @@ impl Harness {
                 max_error_rate_ppm: 10_000,
                 max_p99_latency_us: 0,
             },
+            downgrade: None,
         }
     }
 
@@ -293,4 +294,39 @@ async fn resumes_an_interrupted_download_and_rolls_back_a_crash_on_probation() {
     assert!(matches!(outcome, Some(Outcome::RolledBack(FailureReason::Crashed(_)))), "{outcome:?}");
     assert_eq!(h.active_seq(), Some(1));
     assert!(restarted.serve_active().await.iter().any(|m| m.version_seq == 1));
+}
+
+#[tokio::test]
+async fn a_signed_downgrade_passes_anti_rollback_and_a_forged_one_does_not() {
+    use edgefleet_protocol::package::{Downgrade, SignedDowngrade};
+    let h = Harness::new();
+    let mut deployer = h.deployer();
+    assert_eq!(
+        deployer.deploy(CommandId(1), h.command(5, MODEL, 0), &CancellationToken::new()).await,
+        Outcome::Committed
+    );
+
+    let mut older = h.command(2, b"the old model", 0);
+    let body = |cmd: &DeployCommand, expires_at_ms| Downgrade {
+        model: cmd.model.clone(),
+        version_seq: cmd.version_seq,
+        package_id: cmd.package_id,
+        expires_at_ms,
+    };
+    // Signed by an untrusted key: refused with that reason.
+    older.downgrade = Some(SignedDowngrade::sign(body(&older, u64::MAX), &SigningKey::from_bytes(&[9; 32])).unwrap());
+    let outcome = deployer.deploy(CommandId(2), older.clone(), &CancellationToken::new()).await;
+    assert!(matches!(outcome, Outcome::Failed(FailureReason::Package(PackageError::UnknownKey(_)))), "{outcome:?}");
+    // Expired: refused.
+    older.downgrade = Some(SignedDowngrade::sign(body(&older, 1), &key()).unwrap());
+    let outcome = deployer.deploy(CommandId(3), older.clone(), &CancellationToken::new()).await;
+    assert!(
+        matches!(outcome, Outcome::Failed(FailureReason::Package(PackageError::InvalidManifest(_)))),
+        "{outcome:?}"
+    );
+    assert_eq!(h.active_seq(), Some(5));
+    // Valid: installs the older version.
+    older.downgrade = Some(SignedDowngrade::sign(body(&older, u64::MAX), &key()).unwrap());
+    assert_eq!(deployer.deploy(CommandId(4), older, &CancellationToken::new()).await, Outcome::Committed);
+    assert_eq!(h.active_seq(), Some(2));
 }

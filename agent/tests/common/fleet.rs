@@ -165,6 +165,7 @@ impl FakeFleet {
             package_id,
             head_size,
             probation,
+            downgrade: None,
         };
         self.command(device, CommandBody::Deploy(deploy)).await;
     }

@@ -11,6 +11,7 @@
 //! each blob's size and digest → nothing trailing.
 
 mod blob;
+mod downgrade;
 mod error;
 mod head;
 mod manifest;
@@ -25,6 +26,7 @@ mod trust_file;
 mod writer;
 
 pub use blob::BlobVerifier;
+pub use downgrade::{DOWNGRADE_CONTEXT, Downgrade, SignedDowngrade};
 pub use error::{PackageError, Section};
 pub use head::{
     FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_MANIFEST_LEN, PackageHead, SIGNATURE_BLOCK_LEN, SIGNING_CONTEXT,
