@@ -99,15 +99,17 @@ async fn start_tls_broker(dir: &Path) -> (Broker, u16) {
         user = if std::env::var("USER").is_ok_and(|u| u == "root") || is_root() { "user root\n" } else { "" },
     );
     std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
-    let child = Command::new("mosquitto")
-        .args(["-c", dir.join("mosquitto.conf").to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let broker = Broker(
+        Command::new("mosquitto")
+            .args(["-c", dir.join("mosquitto.conf").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (Broker(child), port);
+            return (broker, port);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
