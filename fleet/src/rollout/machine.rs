@@ -516,7 +516,10 @@ impl Rollout {
     /// Runs dispatch and the per-track lifecycle until nothing changes, so that the state after
     /// an event is a fixed point (which makes every event idempotent).
     fn advance(&mut self, actions: &mut Vec<Action>) {
-        loop {
+        // Each pass moves some track one phase on (at most 4 phases per stage) or dispatches;
+        // the bound only guards against a bug turning into a hang.
+        let max_passes = 4 * (self.plan.stages.len() + 1) * self.tracks.len() + 8;
+        for _ in 0..max_passes {
             let before = actions.len();
             let mut changed = false;
             for t in 0..self.tracks.len() {

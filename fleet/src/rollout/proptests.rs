@@ -10,7 +10,7 @@ use super::tests::plan;
 use super::*;
 use edgefleet_protocol::{DeviceId, HardwareClass};
 use proptest::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn arb_fleet() -> impl Strategy<Value = Vec<Target>> {
     prop::collection::vec(0usize..3, 1..=200).prop_map(|classes| {
@@ -104,6 +104,7 @@ proptest! {
         let mut r = Rollout::new(RolloutId(9), p.clone(), targets.clone()).unwrap();
         let mut log = Vec::new();
         let mut failed_tracks: BTreeSet<HardwareClass> = BTreeSet::new();
+        let mut stages: BTreeMap<HardwareClass, usize> = BTreeMap::new();
         for step in steps {
             let event = concrete(&r, &targets, step, fail_weight);
             log.push(event.clone());
@@ -133,8 +134,16 @@ proptest! {
                 let states: Vec<DeviceState> =
                     track.members.iter().map(|&i| r.device_state(&targets[i as usize].device).unwrap()).collect();
                 let dispatched = states.iter().filter(|&&s| s != DeviceState::Pending).count();
-                prop_assert!(dispatched <= r.stage_quota(track, track.stage),
+                // The share is computed here, independently of the machine: ceil(percent × size).
+                let quota = (usize::from(p.stages[track.stage]) * track.members.len()).div_ceil(100);
+                prop_assert!(dispatched <= quota,
                     "{} has {dispatched} dispatched at stage {}", track.hardware, track.stage);
+                prop_assert!(track.members.iter().all(|&i| targets[i as usize].hardware == track.hardware));
+                // The stage only moves by a promotion reported in this step.
+                let before = stages.insert(track.hardware, track.stage).unwrap_or(0);
+                let promoted = actions.iter().any(|a| matches!(a, Action::Promoted { track: t, .. } if *t == track.hardware));
+                prop_assert!(track.stage == before || (promoted && track.stage > before),
+                    "{} moved from stage {before} to {} without a promotion", track.hardware, track.stage);
                 in_flight += states.iter().filter(|&&s| matches!(s, DeviceState::Dispatched | DeviceState::Installing)).count();
                 if failed_tracks.contains(&track.hardware) {
                     prop_assert!(matches!(track.phase, TrackPhase::Failed { .. }), "failed track {} left Failed", track.hardware);
