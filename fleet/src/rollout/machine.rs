@@ -425,6 +425,9 @@ impl Rollout {
             Event::Start => {
                 if self.status == RolloutStatus::Created {
                     self.status = RolloutStatus::Running;
+                } else if self.status == RolloutStatus::Paused && self.paused_from == Some(RolloutStatus::Created) {
+                    // Started while paused: runs once resumed.
+                    self.paused_from = Some(RolloutStatus::Running);
                 }
             }
             Event::Tick { now_ms } => self.now_ms = self.now_ms.max(now_ms),

@@ -272,6 +272,17 @@ fn pause_resume_and_abort() {
 }
 
 #[test]
+fn a_start_while_paused_runs_once_resumed() {
+    let mut r =
+        Rollout::new(RolloutId(14), plan(&[100], 0.5, 1, OnFail::Pause), fleet(&[(HardwareClass::Cpu, 3)])).unwrap();
+    r.handle(Event::Pause);
+    assert!(r.handle(Event::Start).is_empty());
+    assert_eq!(r.status(), RolloutStatus::Paused);
+    let out = r.handle(Event::Resume);
+    assert_eq!(count(&out, |a| matches!(a, Action::Dispatch { .. })), 3);
+}
+
+#[test]
 fn operator_rollback_rolls_back_committed_devices_and_late_committers() {
     let targets = fleet(&[(HardwareClass::Cpu, 10)]);
     let mut p = plan(&[100], 0.5, 5, OnFail::Pause);
