@@ -1,7 +1,7 @@
 //! `edgefleet`: the Edgefleet fleet manager and operator CLI.
 //!
 //! So far: signing keys ([`keys`]), package building ([`build`], with golden inputs from
-//! [`golden`] run through the agent's inference runtime) and inspection ([`inspect`]). The registry, rollouts and the embedded broker build on these (see
+//! [`golden`] run through the agent's inference runtime) and inspection ([`inspect`]); the pure rollout controller ([`rollout`]). The registry, rollouts and the embedded broker build on these (see
 //! ARCHITECTURE.md).
 
 pub mod build;
@@ -9,4 +9,5 @@ pub mod direct;
 pub mod golden;
 pub mod inspect;
 pub mod keys;
+pub mod rollout;
 pub mod transfer;

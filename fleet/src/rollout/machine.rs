@@ -1,0 +1,735 @@
+//! The rollout state machine: `Rollout::handle(event) -> Vec<Action>`.
+//!
+//! Targets are split into one **track per hardware class**; each track walks the stages on its
+//! own: dispatch its share (rate-limited across the rollout) → wait until every dispatched
+//! device resolved (committed, failed or unreachable) → bake `bake_ms` (driven by `Tick`) →
+//! gate → promote, hold, or fail (pause or roll back, per the plan).
+//!
+//! The state is plain data (serde), changes only through [`Rollout::handle`], and depends only
+//! on the events seen, so [`Rollout::replay`] over a persisted event log rebuilds it exactly.
+//! Events are idempotent: the same event twice changes nothing the second time, and events
+//! about unknown devices are ignored.
+
+use super::plan::{OnFail, PlanError, RolloutPlan};
+use super::stats::{wilson, z_for_confidence};
+use edgefleet_protocol::DeviceId;
+use edgefleet_protocol::command::DeploymentId;
+use edgefleet_protocol::hardware::HardwareClass;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Identifies a rollout; deployment ids are derived from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RolloutId(pub u32);
+
+/// A device the rollout targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The device.
+    pub device: DeviceId,
+    /// Its hardware class (selects its track).
+    pub hardware: HardwareClass,
+}
+
+/// What the rollout is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// Begin dispatching.
+    Start,
+    /// Time passed; `now_ms` only moves forward (an older tick is ignored).
+    Tick {
+        /// Current time in milliseconds (any epoch, as long as it is the same for the whole log).
+        now_ms: u64,
+    },
+    /// The device acknowledged the deploy command.
+    DeviceAccepted {
+        /// The device.
+        device: DeviceId,
+    },
+    /// The device is downloading or installing.
+    DeviceInstalling {
+        /// The device.
+        device: DeviceId,
+    },
+    /// The device activated the new version and passed probation.
+    DeviceCommitted {
+        /// The device.
+        device: DeviceId,
+    },
+    /// The install failed, or probation rolled the device back.
+    DeviceFailed {
+        /// The device.
+        device: DeviceId,
+        /// What the device said.
+        reason: String,
+    },
+    /// The device did not answer (offline, timed out); never counted as a failure.
+    DeviceUnreachable {
+        /// The device.
+        device: DeviceId,
+    },
+    /// Operator: stop dispatching and promoting until `Resume`.
+    Pause,
+    /// Operator: undo `Pause`.
+    Resume,
+    /// Operator: stop the rollout for good, leaving devices as they are.
+    Abort,
+    /// Operator: stop the rollout and roll every committed device back.
+    Rollback,
+}
+
+/// What the rollout asks its driver to do or report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Send the deploy command.
+    Dispatch {
+        /// The device.
+        device: DeviceId,
+        /// Its deployment id (deterministic from rollout id and target index).
+        deployment_id: DeploymentId,
+    },
+    /// Roll the device back to its last-known-good model.
+    RollBackDevice {
+        /// The device.
+        device: DeviceId,
+    },
+    /// A track's gate passed and it entered the next stage.
+    Promoted {
+        /// The track.
+        track: HardwareClass,
+        /// Index of the stage now entered.
+        stage: usize,
+        /// The evidence of the gate that passed.
+        evidence: GateEvidence,
+    },
+    /// A track's gate passed on its last stage: every device of the track was reached.
+    TrackCompleted {
+        /// The track.
+        track: HardwareClass,
+        /// The evidence of the last gate.
+        evidence: GateEvidence,
+    },
+    /// A track's gate could not decide or a budget is exceeded; it waits for more evidence.
+    Held {
+        /// The track.
+        track: HardwareClass,
+        /// Why.
+        reason: HoldReason,
+        /// The numbers.
+        evidence: GateEvidence,
+    },
+    /// Dispatching stopped: the operator paused the rollout (`track` None), or a track's gate
+    /// failed under `on_fail = pause` (that track stops for good).
+    Paused {
+        /// The failed track, or None for the whole rollout.
+        track: Option<HardwareClass>,
+        /// Why.
+        reason: PauseReason,
+        /// The gate evidence, for gate failures.
+        evidence: Option<GateEvidence>,
+    },
+    /// A track's gate failed under `on_fail = rollback`: its committed devices were told to roll
+    /// back (the `RollBackDevice` actions before this one) and the track stopped for good.
+    TrackRolledBack {
+        /// The track.
+        track: HardwareClass,
+        /// The failing gate's numbers.
+        evidence: GateEvidence,
+    },
+    /// Every track completed every stage.
+    Completed,
+    /// The operator aborted (or rolled back) the rollout.
+    Aborted,
+}
+
+/// Why a track holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldReason {
+    /// Fewer completed devices than the gate needs.
+    InsufficientSample,
+    /// The failure-rate bounds straddle the threshold.
+    Inconclusive,
+    /// Too many dispatched devices never answered.
+    UnreachableBudget,
+}
+
+/// Why dispatching paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PauseReason {
+    /// The operator asked.
+    Operator,
+    /// The failure rate's lower bound exceeds the threshold.
+    GateFailed,
+}
+
+/// The numbers a gate decided on (cumulative over the track's dispatched devices).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateEvidence {
+    /// Index of the stage evaluated.
+    pub stage: usize,
+    /// Its share, in percent.
+    pub stage_percent: u8,
+    /// Devices in the track.
+    pub track_size: u32,
+    /// Devices dispatched so far.
+    pub dispatched: u32,
+    /// Committed (installed and through probation).
+    pub committed: u32,
+    /// Failed (install or probation).
+    pub failed: u32,
+    /// Never answered.
+    pub unreachable: u32,
+    /// Completed devices the gate needed (`min_sample`, or every reachable dispatched device of
+    /// a track smaller than `min_sample`).
+    pub required_sample: u32,
+    /// True when every device of the track was dispatched and every reachable one completed:
+    /// the failure rate is then observed, not estimated, and both bounds equal it.
+    pub census: bool,
+    /// Wilson lower bound of the failure rate over completed devices.
+    pub failure_lower: f64,
+    /// Wilson upper bound of the failure rate over completed devices.
+    pub failure_upper: f64,
+    /// The plan's threshold.
+    pub max_failure_rate: f64,
+    /// Unreachable over dispatched.
+    pub unreachable_rate: f64,
+    /// The plan's unreachable budget.
+    pub max_unreachable_rate: f64,
+    /// Confidence of the bounds.
+    pub confidence: f64,
+}
+
+/// Where one device stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceState {
+    /// Not dispatched yet.
+    Pending,
+    /// Deploy command sent, no answer yet.
+    Dispatched,
+    /// Accepted or installing (still in flight).
+    Installing,
+    /// Running the new version after probation.
+    Committed,
+    /// Install or probation failed.
+    Failed,
+    /// No answer; may still answer later.
+    Unreachable,
+    /// Committed, then rolled back by the rollout.
+    RolledBack,
+}
+
+impl DeviceState {
+    fn in_flight(self) -> bool {
+        matches!(self, DeviceState::Dispatched | DeviceState::Installing)
+    }
+    fn dispatched(self) -> bool {
+        self != DeviceState::Pending
+    }
+}
+
+/// The rollout as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RolloutStatus {
+    /// Created, waiting for `Start`.
+    Created,
+    /// Dispatching and gating.
+    Running,
+    /// Paused by the operator.
+    Paused,
+    /// Every track completed.
+    Completed,
+    /// Every track finished, at least one by a failed gate.
+    Stopped,
+    /// Aborted by the operator.
+    Aborted,
+    /// Rolled back by the operator.
+    RolledBack,
+}
+
+impl RolloutStatus {
+    fn terminal(self) -> bool {
+        matches!(
+            self,
+            RolloutStatus::Completed | RolloutStatus::Stopped | RolloutStatus::Aborted | RolloutStatus::RolledBack
+        )
+    }
+}
+
+/// Where one track stands in its current stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TrackPhase {
+    /// Dispatching the stage's share and waiting for every device to resolve.
+    Dispatching,
+    /// Every device resolved; the gate runs at `until_ms`.
+    Baking {
+        /// When the bake ends.
+        until_ms: u64,
+    },
+    /// The gate is being evaluated; `last` is the hold last reported (re-evaluated on every event).
+    Gating {
+        /// The last hold reported, so an unchanged hold is not reported again.
+        last: Option<(HoldReason, GateEvidence)>,
+    },
+    /// Every stage passed.
+    Done,
+    /// The gate failed; the track never promotes again.
+    Failed {
+        /// What was done about it.
+        on_fail: OnFail,
+    },
+}
+
+/// One hardware class's progress through the stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Track {
+    /// The class.
+    pub hardware: HardwareClass,
+    /// Indexes into the rollout's targets, in target order.
+    pub members: Vec<u32>,
+    /// Index of the current stage.
+    pub stage: usize,
+    /// Where the current stage stands.
+    pub phase: TrackPhase,
+}
+
+/// A rollout that cannot be created.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RolloutError {
+    /// The plan is invalid.
+    #[error("invalid plan: {0}")]
+    Plan(#[from] PlanError),
+    /// No devices to roll out to.
+    #[error("no target devices; check the selector")]
+    NoTargets,
+    /// A device is listed twice.
+    #[error("device {0} is listed twice in the targets")]
+    DuplicateTarget(DeviceId),
+    /// More targets than deployment ids can name.
+    #[error("{0} targets is more than one rollout can address (at most 2^32)")]
+    TooManyTargets(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Slot {
+    target: Target,
+    state: DeviceState,
+}
+
+/// The rollout state machine. Serialize it to persist it; or persist the events and
+/// [`Rollout::replay`] them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    id: RolloutId,
+    plan: RolloutPlan,
+    devices: Vec<Slot>,
+    index: BTreeMap<DeviceId, u32>,
+    tracks: Vec<Track>,
+    status: RolloutStatus,
+    now_ms: u64,
+    /// Status before an operator pause (to restore on resume).
+    paused_from: Option<RolloutStatus>,
+}
+
+impl Rollout {
+    /// A rollout of `plan` to `targets` (their order fixes deployment ids and dispatch order).
+    pub fn new(id: RolloutId, plan: RolloutPlan, targets: Vec<Target>) -> Result<Self, RolloutError> {
+        plan.validate()?;
+        if targets.is_empty() {
+            return Err(RolloutError::NoTargets);
+        }
+        if u32::try_from(targets.len()).is_err() {
+            return Err(RolloutError::TooManyTargets(targets.len()));
+        }
+        let mut index = BTreeMap::new();
+        let mut tracks: Vec<Track> = Vec::new();
+        for (i, target) in targets.iter().enumerate() {
+            let i = i as u32; // checked above
+            if index.insert(target.device.clone(), i).is_some() {
+                return Err(RolloutError::DuplicateTarget(target.device.clone()));
+            }
+            match tracks.iter_mut().find(|t| t.hardware == target.hardware) {
+                Some(track) => track.members.push(i),
+                None => tracks.push(Track {
+                    hardware: target.hardware,
+                    members: vec![i],
+                    stage: 0,
+                    phase: TrackPhase::Dispatching,
+                }),
+            }
+        }
+        tracks.sort_by_key(|t| t.hardware);
+        let devices = targets.into_iter().map(|target| Slot { target, state: DeviceState::Pending }).collect();
+        Ok(Rollout { id, plan, devices, index, tracks, status: RolloutStatus::Created, now_ms: 0, paused_from: None })
+    }
+
+    /// Rebuilds a rollout by applying `events` in order from creation (actions are discarded).
+    pub fn replay(
+        id: RolloutId,
+        plan: RolloutPlan,
+        targets: Vec<Target>,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Result<Self, RolloutError> {
+        let mut rollout = Rollout::new(id, plan, targets)?;
+        for event in events {
+            rollout.handle(event);
+        }
+        Ok(rollout)
+    }
+
+    /// The rollout's id.
+    pub fn id(&self) -> RolloutId {
+        self.id
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &RolloutPlan {
+        &self.plan
+    }
+
+    /// The overall status.
+    pub fn status(&self) -> RolloutStatus {
+        self.status
+    }
+
+    /// The tracks, one per hardware class present, in class order.
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    /// Where `device` stands, if it is a target.
+    pub fn device_state(&self, device: &DeviceId) -> Option<DeviceState> {
+        self.index.get(device).map(|&i| self.devices[i as usize].state)
+    }
+
+    /// The latest time seen in a `Tick`.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// The deployment id of target `index`: `rollout id << 32 | index`, so replay gives the same ids.
+    pub fn deployment_id(&self, index: u32) -> DeploymentId {
+        DeploymentId((u64::from(self.id.0) << 32) | u64::from(index))
+    }
+
+    /// How many devices track `t` may have dispatched in stage `stage`: `ceil(percent × size)`.
+    pub fn stage_quota(&self, track: &Track, stage: usize) -> usize {
+        let percent = self.plan.stages.get(stage).copied().unwrap_or(100) as usize;
+        (percent * track.members.len()).div_ceil(100)
+    }
+
+    /// Applies one event and returns what the driver must do.
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match event {
+            Event::Start => {
+                if self.status == RolloutStatus::Created {
+                    self.status = RolloutStatus::Running;
+                } else if self.status == RolloutStatus::Paused && self.paused_from == Some(RolloutStatus::Created) {
+                    // Started while paused: runs once resumed.
+                    self.paused_from = Some(RolloutStatus::Running);
+                }
+            }
+            Event::Tick { now_ms } => self.now_ms = self.now_ms.max(now_ms),
+            Event::DeviceAccepted { device } | Event::DeviceInstalling { device } => {
+                self.device_event(&device, |s| (s == DeviceState::Dispatched).then_some(DeviceState::Installing));
+            }
+            Event::DeviceCommitted { device } => {
+                let changed = self.device_event(&device, |s| {
+                    matches!(s, DeviceState::Dispatched | DeviceState::Installing | DeviceState::Unreachable)
+                        .then_some(DeviceState::Committed)
+                });
+                // A device that commits after its track (or the rollout) was rolled back goes back too.
+                if let Some(i) = changed
+                    && self.must_roll_back(i)
+                {
+                    self.devices[i as usize].state = DeviceState::RolledBack;
+                    actions.push(Action::RollBackDevice { device });
+                }
+            }
+            Event::DeviceFailed { device, reason: _ } => {
+                self.device_event(&device, |s| {
+                    matches!(
+                        s,
+                        DeviceState::Dispatched
+                            | DeviceState::Installing
+                            | DeviceState::Unreachable
+                            | DeviceState::Committed
+                    )
+                    .then_some(DeviceState::Failed)
+                });
+            }
+            Event::DeviceUnreachable { device } => {
+                self.device_event(&device, |s| s.in_flight().then_some(DeviceState::Unreachable));
+            }
+            Event::Pause => {
+                if matches!(self.status, RolloutStatus::Created | RolloutStatus::Running) {
+                    self.paused_from = Some(self.status);
+                    self.status = RolloutStatus::Paused;
+                    actions.push(Action::Paused { track: None, reason: PauseReason::Operator, evidence: None });
+                }
+            }
+            Event::Resume => {
+                if self.status == RolloutStatus::Paused {
+                    self.status = self.paused_from.take().unwrap_or(RolloutStatus::Running);
+                }
+            }
+            Event::Abort => {
+                if !self.status.terminal() {
+                    self.status = RolloutStatus::Aborted;
+                    actions.push(Action::Aborted);
+                }
+            }
+            Event::Rollback => {
+                if !matches!(self.status, RolloutStatus::Aborted | RolloutStatus::RolledBack) {
+                    self.status = RolloutStatus::RolledBack;
+                    for slot in &mut self.devices {
+                        if slot.state == DeviceState::Committed {
+                            slot.state = DeviceState::RolledBack;
+                            actions.push(Action::RollBackDevice { device: slot.target.device.clone() });
+                        }
+                    }
+                    actions.push(Action::Aborted);
+                }
+            }
+        }
+        if self.status == RolloutStatus::Running {
+            self.advance(&mut actions);
+        }
+        actions
+    }
+
+    /// Applies `next` to a known, dispatched device; returns its index if its state changed.
+    fn device_event(&mut self, device: &DeviceId, next: impl Fn(DeviceState) -> Option<DeviceState>) -> Option<u32> {
+        let &i = self.index.get(device)?;
+        let slot = &mut self.devices[i as usize];
+        let new = next(slot.state)?;
+        slot.state = new;
+        Some(i)
+    }
+
+    fn must_roll_back(&self, i: u32) -> bool {
+        if self.status == RolloutStatus::RolledBack {
+            return true;
+        }
+        let hw = self.devices[i as usize].target.hardware;
+        self.tracks.iter().any(|t| t.hardware == hw && t.phase == TrackPhase::Failed { on_fail: OnFail::Rollback })
+    }
+
+    /// Runs dispatch and the per-track lifecycle until nothing changes, so that the state after
+    /// an event is a fixed point (which makes every event idempotent).
+    fn advance(&mut self, actions: &mut Vec<Action>) {
+        // Each pass moves some track one phase on (at most 4 phases per stage) or dispatches;
+        // the bound only guards against a bug turning into a hang.
+        let max_passes = 4 * (self.plan.stages.len() + 1) * self.tracks.len() + 8;
+        for _ in 0..max_passes {
+            let before = actions.len();
+            let mut changed = false;
+            for t in 0..self.tracks.len() {
+                changed |= self.step_track(t, actions);
+            }
+            changed |= self.dispatch(actions);
+            if !self.tracks.is_empty()
+                && self.tracks.iter().all(|t| matches!(t.phase, TrackPhase::Done | TrackPhase::Failed { .. }))
+            {
+                let all_done = self.tracks.iter().all(|t| t.phase == TrackPhase::Done);
+                self.status = if all_done { RolloutStatus::Completed } else { RolloutStatus::Stopped };
+                if all_done {
+                    actions.push(Action::Completed);
+                }
+                return;
+            }
+            if !changed && actions.len() == before {
+                return;
+            }
+        }
+    }
+
+    /// Hands out free download slots round-robin across tracks still dispatching.
+    fn dispatch(&mut self, actions: &mut Vec<Action>) -> bool {
+        let in_flight = self.devices.iter().filter(|s| s.state.in_flight()).count();
+        let mut free = (self.plan.max_concurrent_downloads as usize).saturating_sub(in_flight);
+        let mut any = false;
+        while free > 0 {
+            let mut progressed = false;
+            for t in 0..self.tracks.len() {
+                if free == 0 {
+                    break;
+                }
+                let track = &self.tracks[t];
+                if track.phase != TrackPhase::Dispatching {
+                    continue;
+                }
+                let quota = self.stage_quota(track, track.stage);
+                let dispatched = track.members.iter().filter(|&&i| self.devices[i as usize].state.dispatched()).count();
+                if dispatched >= quota {
+                    continue;
+                }
+                let next =
+                    track.members.iter().copied().find(|&i| self.devices[i as usize].state == DeviceState::Pending);
+                if let Some(i) = next {
+                    self.devices[i as usize].state = DeviceState::Dispatched;
+                    actions.push(Action::Dispatch {
+                        device: self.devices[i as usize].target.device.clone(),
+                        deployment_id: self.deployment_id(i),
+                    });
+                    free -= 1;
+                    progressed = true;
+                    any = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        any
+    }
+
+    /// Moves track `t` through its stage lifecycle; true if its state changed.
+    fn step_track(&mut self, t: usize, actions: &mut Vec<Action>) -> bool {
+        let track = &self.tracks[t];
+        match &track.phase {
+            TrackPhase::Dispatching => {
+                let quota = self.stage_quota(track, track.stage);
+                let states = track.members.iter().map(|&i| self.devices[i as usize].state);
+                let (dispatched, unresolved) =
+                    states.fold((0, 0), |(d, u), s| (d + usize::from(s.dispatched()), u + usize::from(s.in_flight())));
+                if dispatched >= quota && unresolved == 0 {
+                    let until_ms = self.now_ms.saturating_add(self.plan.bake_ms);
+                    self.tracks[t].phase = TrackPhase::Baking { until_ms };
+                    return true;
+                }
+                false
+            }
+            TrackPhase::Baking { until_ms } => {
+                if self.now_ms >= *until_ms {
+                    self.tracks[t].phase = TrackPhase::Gating { last: None };
+                    return true;
+                }
+                false
+            }
+            TrackPhase::Gating { last } => {
+                let evidence = self.evidence(track);
+                let hw = track.hardware;
+                match self.decide(&evidence) {
+                    Verdict::Pass => {
+                        let next = track.stage + 1;
+                        if next >= self.plan.stages.len() {
+                            self.tracks[t].phase = TrackPhase::Done;
+                            actions.push(Action::TrackCompleted { track: hw, evidence });
+                        } else {
+                            self.tracks[t].stage = next;
+                            self.tracks[t].phase = TrackPhase::Dispatching;
+                            actions.push(Action::Promoted { track: hw, stage: next, evidence });
+                        }
+                        true
+                    }
+                    Verdict::Fail => {
+                        let on_fail = self.plan.on_fail;
+                        self.tracks[t].phase = TrackPhase::Failed { on_fail };
+                        match on_fail {
+                            OnFail::Pause => actions.push(Action::Paused {
+                                track: Some(hw),
+                                reason: PauseReason::GateFailed,
+                                evidence: Some(evidence),
+                            }),
+                            OnFail::Rollback => {
+                                for &i in &self.tracks[t].members {
+                                    let slot = &mut self.devices[i as usize];
+                                    if slot.state == DeviceState::Committed {
+                                        slot.state = DeviceState::RolledBack;
+                                        actions.push(Action::RollBackDevice { device: slot.target.device.clone() });
+                                    }
+                                }
+                                actions.push(Action::TrackRolledBack { track: hw, evidence });
+                            }
+                        }
+                        true
+                    }
+                    Verdict::Hold(reason) => {
+                        let current = Some((reason, evidence.clone()));
+                        if *last == current {
+                            return false;
+                        }
+                        self.tracks[t].phase = TrackPhase::Gating { last: current };
+                        actions.push(Action::Held { track: hw, reason, evidence });
+                        true
+                    }
+                }
+            }
+            TrackPhase::Done | TrackPhase::Failed { .. } => false,
+        }
+    }
+
+    fn evidence(&self, track: &Track) -> GateEvidence {
+        let mut e = GateEvidence {
+            stage: track.stage,
+            stage_percent: self.plan.stages.get(track.stage).copied().unwrap_or(100),
+            track_size: track.members.len() as u32,
+            dispatched: 0,
+            committed: 0,
+            failed: 0,
+            unreachable: 0,
+            required_sample: 0,
+            census: false,
+            failure_lower: 0.0,
+            failure_upper: 1.0,
+            max_failure_rate: self.plan.max_failure_rate,
+            unreachable_rate: 0.0,
+            max_unreachable_rate: self.plan.max_unreachable_rate,
+            confidence: self.plan.confidence,
+        };
+        for &i in &track.members {
+            let state = self.devices[i as usize].state;
+            e.dispatched += u32::from(state.dispatched());
+            match state {
+                // A device the rollout rolled back had committed.
+                DeviceState::Committed | DeviceState::RolledBack => e.committed += 1,
+                DeviceState::Failed => e.failed += 1,
+                DeviceState::Unreachable => e.unreachable += 1,
+                _ => {}
+            }
+        }
+        let reachable = e.dispatched - e.unreachable;
+        e.required_sample = if e.track_size >= self.plan.min_sample { self.plan.min_sample } else { reachable };
+        let completed = u64::from(e.committed + e.failed);
+        e.census = e.dispatched == e.track_size && completed == u64::from(reachable) && completed > 0;
+        if e.census {
+            // The whole (reachable) track is observed: there is nothing left to estimate.
+            let rate = f64::from(e.failed) / completed as f64;
+            e.failure_lower = rate;
+            e.failure_upper = rate;
+        } else {
+            let bounds = wilson(u64::from(e.failed), completed, z_for_confidence(self.plan.confidence));
+            e.failure_lower = bounds.lower;
+            e.failure_upper = bounds.upper;
+        }
+        if e.dispatched > 0 {
+            e.unreachable_rate = f64::from(e.unreachable) / f64::from(e.dispatched);
+        }
+        e
+    }
+
+    fn decide(&self, e: &GateEvidence) -> Verdict {
+        let completed = e.committed + e.failed;
+        if completed == 0 || completed < e.required_sample {
+            return Verdict::Hold(HoldReason::InsufficientSample);
+        }
+        if e.failure_lower > e.max_failure_rate {
+            return Verdict::Fail;
+        }
+        if e.unreachable_rate > e.max_unreachable_rate {
+            return Verdict::Hold(HoldReason::UnreachableBudget);
+        }
+        if e.failure_upper <= e.max_failure_rate {
+            return Verdict::Pass;
+        }
+        Verdict::Hold(HoldReason::Inconclusive)
+    }
+}
+
+enum Verdict {
+    Pass,
+    Fail,
+    Hold(HoldReason),
+}
