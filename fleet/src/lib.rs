@@ -1,8 +1,10 @@
 //! `edgefleet`: the Edgefleet fleet manager and operator CLI.
 //!
 //! So far: signing keys ([`keys`]), package building ([`build`], with golden inputs from
-//! [`golden`] run through the agent's inference runtime) and inspection ([`inspect`]); the pure rollout controller ([`rollout`]). The registry, rollouts and the embedded broker build on these (see
-//! ARCHITECTURE.md).
+//! [`golden`] run through the agent's inference runtime) and inspection ([`inspect`]); chunk
+//! serving ([`transfer`]) and single-device deployment over the broker ([`direct`]); the pure
+//! rollout controller ([`rollout`]). The registry, the serve loop and the embedded broker build
+//! on these (see ARCHITECTURE.md).
 
 pub mod build;
 pub mod direct;
