@@ -26,7 +26,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, Incoming, Outgoing, QoS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -134,7 +134,7 @@ impl Link {
         self.fill_window();
     }
 
-    fn on_disconnected(&mut self, eventloop: &mut EventLoop) {
+    fn on_disconnected(&mut self) {
         if self.connected {
             let _ = self.parts.state_tx.send(LinkState::Disconnected);
         }
@@ -142,9 +142,6 @@ impl Link {
         self.submitted.clear();
         self.inflight.clear();
         self.sent_upto.clear();
-        // rumqttc would retransmit its unacknowledged publishes after reconnecting; the outbox
-        // resends them instead, in order, so drop rumqttc's copies.
-        eventloop.pending.clear();
     }
 
     fn fill_window(&mut self) {
@@ -192,7 +189,7 @@ impl Link {
         }
     }
 
-    async fn handle(&mut self, event: Event, eventloop: &mut EventLoop) {
+    async fn handle(&mut self, event: Event) {
         match event {
             Event::Incoming(Incoming::ConnAck(_)) => self.on_connected(),
             Event::Incoming(Incoming::PubAck(ack)) => {
@@ -207,8 +204,72 @@ impl Link {
                     self.inflight.insert(pkid, record);
                 }
             }
-            Event::Incoming(Incoming::Disconnect) => self.on_disconnected(eventloop),
+            Event::Incoming(Incoming::Disconnect) => self.on_disconnected(),
             _ => {}
+        }
+    }
+}
+
+/// What the polling task tells the link.
+enum Polled {
+    /// An event from the event loop.
+    Event(Event),
+    /// The connection failed; the link must stop submitting and confirm before the event loop
+    /// drops what is queued and reconnects.
+    Disconnected(oneshot::Sender<()>),
+}
+
+/// Owns the event loop and polls it without ever cancelling a poll in progress
+/// (`EventLoop::poll` is not cancellation-safe in the middle of a connect or a write).
+async fn drive(
+    mut eventloop: EventLoop,
+    events_tx: mpsc::Sender<Polled>,
+    mut backoff: Backoff,
+    cancel: CancellationToken,
+) {
+    let mut connected = false;
+    loop {
+        let polled = if connected {
+            eventloop.poll().await
+        } else {
+            // Not connected: abandoning a connect attempt at shutdown is harmless.
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                polled = eventloop.poll() => polled,
+            }
+        };
+        match polled {
+            Ok(event) => {
+                let done = matches!(event, Event::Outgoing(Outgoing::Disconnect));
+                if matches!(event, Event::Incoming(Incoming::ConnAck(_))) {
+                    connected = true;
+                    backoff.reset();
+                }
+                if events_tx.send(Polled::Event(event)).await.is_err() || done {
+                    return;
+                }
+            }
+            Err(e) => {
+                connected = false;
+                let (confirm_tx, confirm_rx) = oneshot::channel();
+                if events_tx.send(Polled::Disconnected(confirm_tx)).await.is_err() {
+                    return;
+                }
+                let _ = confirm_rx.await;
+                if cancel.is_cancelled() {
+                    return;
+                }
+                let delay = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT connection failed");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                // rumqttc would retransmit its unacknowledged publishes (and anything queued
+                // meanwhile) after reconnecting; the outbox resends them instead, in order.
+                eventloop.clean();
+                eventloop.pending.clear();
+            }
         }
     }
 }
@@ -226,6 +287,9 @@ pub async fn run(settings: Settings, boot_id: u64, mut parts: LinkParts, cancel:
     network.set_tcp_nodelay(true);
     network.set_connection_timeout(10);
     eventloop.set_network_options(network);
+    let backoff = Backoff::new(settings.mqtt.reconnect_min, settings.mqtt.reconnect_max);
+    let (events_tx, mut events_rx) = mpsc::channel(256);
+    let poller = tokio::spawn(drive(eventloop, events_tx, backoff, cancel.clone()));
     let mut chunk_rx = std::mem::replace(&mut parts.chunk_rx, mpsc::channel(1).1);
     let wake = parts.wake.clone();
     let mut link = Link {
@@ -238,28 +302,18 @@ pub async fn run(settings: Settings, boot_id: u64, mut parts: LinkParts, cancel:
         sent_upto: HashMap::new(),
         connected: false,
     };
-    let mut backoff = Backoff::new(settings.mqtt.reconnect_min, settings.mqtt.reconnect_max);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             biased;
             () = cancel.cancelled() => break,
-            event = eventloop.poll() => match event {
-                Ok(event) => {
-                    if matches!(event, Event::Incoming(Incoming::ConnAck(_))) {
-                        backoff.reset();
-                    }
-                    link.handle(event, &mut eventloop).await;
+            polled = events_rx.recv() => match polled {
+                Some(Polled::Event(event)) => link.handle(event).await,
+                Some(Polled::Disconnected(confirm)) => {
+                    link.on_disconnected();
+                    let _ = confirm.send(());
                 }
-                Err(e) => {
-                    link.on_disconnected(&mut eventloop);
-                    let delay = backoff.next_delay();
-                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT connection failed");
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                }
+                None => break,
             },
             Some(request) = chunk_rx.recv(), if link.connected => {
                 if let Ok(bytes) = encode(&request) {
@@ -276,17 +330,17 @@ pub async fn run(settings: Settings, boot_id: u64, mut parts: LinkParts, cancel:
             link.publish(TopicKind::Presence, bytes, None);
         }
         let _ = link.client.try_disconnect();
-        // Let the goodbye and the DISCONNECT reach the broker.
+        // Let the goodbye and the DISCONNECT reach the broker (the poller stops after sending it).
         let drain = async {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-                    Ok(_) => {}
+            while let Some(polled) = events_rx.recv().await {
+                if let Polled::Disconnected(confirm) = polled {
+                    let _ = confirm.send(());
                 }
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     }
+    poller.abort();
     let _ = link.parts.state_tx.send(LinkState::Disconnected);
     info!("MQTT link stopped");
 }
