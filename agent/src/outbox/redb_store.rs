@@ -238,38 +238,13 @@ fn map_err(path: &Path, op: &'static str, error: impl Into<redb::Error>) -> Stor
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(stream: Stream, seq: u64, payload: &[u8]) -> Record {
-        Record { stream, seq, created_ms: 1000 + seq, payload: payload.to_vec() }
-    }
+    use crate::outbox::store::contract::{record, survives_reopen};
 
     #[test]
     fn records_counters_and_deletions_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join(RedbStore::FILE_NAME);
-        {
-            let store = RedbStore::open(&path).unwrap();
-            store.append(&[record(Stream::Health, 1, b"a"), record(Stream::Health, 2, b"bb")]).unwrap();
-            store.append(&[record(Stream::Samples, 1, b"ccc"), record(Stream::Samples, 2, b"d")]).unwrap();
-            assert_eq!(
-                store.delete(Stream::Health, &[1, 7]).unwrap(),
-                Removed { records: 1, bytes: 1 + RECORD_OVERHEAD }
-            );
-            assert_eq!(store.delete_oldest(Stream::Samples, 1).unwrap().records, 1);
-        }
-        let store = RedbStore::open(&path).unwrap();
-        let stats = store.stats().unwrap();
-        assert_eq!(
-            stats[Stream::Health],
-            StreamStats { records: 1, bytes: 2 + RECORD_OVERHEAD, next_seq: 3, evicted: 0 }
-        );
-        assert_eq!(
-            stats[Stream::Samples],
-            StreamStats { records: 1, bytes: 1 + RECORD_OVERHEAD, next_seq: 3, evicted: 1 }
-        );
-        assert_eq!(stats[Stream::Ack], StreamStats::default());
-        assert_eq!(store.range(Stream::Health, 0, 10).unwrap(), vec![record(Stream::Health, 2, b"bb")]);
-        assert_eq!(store.range(Stream::Samples, 0, 10).unwrap(), vec![record(Stream::Samples, 2, b"d")]);
+        let store = survives_reopen(|path| RedbStore::open(path).unwrap(), &path);
         assert!(store.range(Stream::Samples, u64::MAX, 10).unwrap().is_empty());
     }
 

@@ -222,3 +222,45 @@ mod tests {
         assert!(matches!(e, StoreError::Io { .. }));
     }
 }
+
+/// The behaviour every durable [`Store`] must show, shared by the engines' tests.
+#[cfg(test)]
+pub(crate) mod contract {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::path::Path;
+
+    /// A record with a recognizable timestamp.
+    pub(crate) fn record(stream: Stream, seq: u64, payload: &[u8]) -> Record {
+        Record { stream, seq, created_ms: 1000 + seq, payload: payload.to_vec() }
+    }
+
+    /// Records, seq counters, eviction counters and deletions survive closing and reopening
+    /// the store at `path`; returns the reopened store for engine-specific checks.
+    pub(crate) fn survives_reopen<S: Store>(open: impl Fn(&Path) -> S, path: &Path) -> S {
+        {
+            let store = open(path);
+            store.append(&[record(Stream::Health, 1, b"a"), record(Stream::Health, 2, b"bb")]).unwrap();
+            store.append(&[record(Stream::Samples, 1, b"ccc"), record(Stream::Samples, 2, b"d")]).unwrap();
+            assert_eq!(
+                store.delete(Stream::Health, &[1, 7]).unwrap(),
+                Removed { records: 1, bytes: 1 + RECORD_OVERHEAD }
+            );
+            assert_eq!(store.delete_oldest(Stream::Samples, 1).unwrap().records, 1);
+        }
+        let store = open(path);
+        let stats = store.stats().unwrap();
+        assert_eq!(
+            stats[Stream::Health],
+            StreamStats { records: 1, bytes: 2 + RECORD_OVERHEAD, next_seq: 3, evicted: 0 }
+        );
+        assert_eq!(
+            stats[Stream::Samples],
+            StreamStats { records: 1, bytes: 1 + RECORD_OVERHEAD, next_seq: 3, evicted: 1 }
+        );
+        assert_eq!(stats[Stream::Ack], StreamStats::default());
+        assert_eq!(store.range(Stream::Health, 0, 10).unwrap(), vec![record(Stream::Health, 2, b"bb")]);
+        assert_eq!(store.range(Stream::Samples, 0, 10).unwrap(), vec![record(Stream::Samples, 2, b"d")]);
+        store
+    }
+}
