@@ -3,13 +3,16 @@
 //! So far: signing keys ([`keys`]), package building ([`build`], with golden inputs from
 //! [`golden`] run through the agent's inference runtime) and inspection ([`inspect`]); chunk
 //! serving ([`transfer`]) and single-device deployment over the broker ([`direct`]); the pure
-//! rollout controller ([`rollout`]). The registry, the serve loop and the embedded broker build
-//! on these (see ARCHITECTURE.md).
+//! rollout controller ([`rollout`]); the fleet manager itself ([`server`]: embedded broker,
+//! registries, rollouts driven over MQTT, HTTP API, audit chain) and its CLI client
+//! ([`client`]). See ARCHITECTURE.md.
 
 pub mod build;
+pub mod client;
 pub mod direct;
 pub mod golden;
 pub mod inspect;
 pub mod keys;
 pub mod rollout;
+pub mod server;
 pub mod transfer;

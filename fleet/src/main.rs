@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod ops;
 mod quickstart;
 
 /// Edgefleet: ship signed ML models to fleets of edge devices and keep them healthy.
@@ -24,6 +25,8 @@ mod quickstart;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    conn: ops::Conn,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,6 +37,29 @@ enum Command {
     /// Model packages.
     #[command(subcommand)]
     Package(PackageCommand),
+    /// Run the fleet manager: embedded MQTT broker, registry, rollouts, HTTP API.
+    Serve(Box<ops::ServeArgs>),
+    /// Devices known to the fleet manager.
+    #[command(subcommand)]
+    Devices(ops::DevicesCommand),
+    /// Model versions in the fleet manager's registry.
+    #[command(subcommand)]
+    Model(ops::ModelCommand),
+    /// Staged rollouts with health gates.
+    #[command(subcommand)]
+    Rollout(ops::RolloutCommand),
+    /// Device health states with their reasons.
+    Health {
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// Only devices serving this model.
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(ops::AuditCommand),
     /// Talk to one device straight over the broker, without a fleet manager.
     #[command(subcommand)]
     Direct(DirectCommand),
@@ -184,7 +210,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let conn = cli.conn;
     match cli.command {
+        Command::Serve(args) => return ops::serve(*args),
+        Command::Devices(c) => return ops::devices(&conn, c),
+        Command::Model(c) => return ops::model(&conn, c),
+        Command::Rollout(c) => return ops::rollout(&conn, c),
+        Command::Health { device, model } => return ops::health(&conn, device, model),
+        Command::Audit(c) => return ops::audit(&conn, c),
         Command::Keys(KeysCommand::Generate { out, name }) => {
             let key = keys::generate(&out, &name)?;
             println!("generated key {}", key.key_id);

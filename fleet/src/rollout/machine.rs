@@ -77,6 +77,15 @@ pub enum Event {
     Abort,
     /// Operator: stop the rollout and roll every committed device back.
     Rollback,
+    /// Operator: promote a track whose gate holds (inconclusive or short of samples) at
+    /// `stage`, overriding the hold. Ignored unless that track is gating at that stage and its
+    /// gate has not failed: an operator can break a tie, never overrule a failed gate.
+    Promote {
+        /// The track.
+        track: HardwareClass,
+        /// The stage the operator saw holding (makes the event idempotent).
+        stage: usize,
+    },
 }
 
 /// What the rollout asks its driver to do or report.
@@ -180,8 +189,8 @@ pub struct GateEvidence {
     pub failed: u32,
     /// Never answered.
     pub unreachable: u32,
-    /// Completed devices the gate needed (`min_sample`, or every reachable dispatched device of
-    /// a track smaller than `min_sample`).
+    /// Completed devices the gate needed: `min_sample`, or every reachable device of the
+    /// stage's share when the share is smaller.
     pub required_sample: u32,
     /// True when every device of the track was dispatched and every reachable one completed:
     /// the failure rate is then observed, not estimated, and both bounds equal it.
@@ -402,6 +411,21 @@ impl Rollout {
         self.index.get(device).map(|&i| self.devices[i as usize].state)
     }
 
+    /// Every target with its state, in target order.
+    pub fn targets(&self) -> impl Iterator<Item = (&Target, DeviceState)> {
+        self.devices.iter().map(|s| (&s.target, s.state))
+    }
+
+    /// The states of `track`'s members.
+    pub fn track_states<'a>(&'a self, track: &'a Track) -> impl Iterator<Item = DeviceState> + 'a {
+        track.members.iter().map(|&i| self.devices[i as usize].state)
+    }
+
+    /// The deployment id the rollout gave `device`, if it is a target.
+    pub fn deployment_id_of(&self, device: &DeviceId) -> Option<DeploymentId> {
+        self.index.get(device).map(|&i| self.deployment_id(i))
+    }
+
     /// The latest time seen in a `Tick`.
     pub fn now_ms(&self) -> u64 {
         self.now_ms
@@ -478,6 +502,18 @@ impl Rollout {
                 if !self.status.terminal() {
                     self.status = RolloutStatus::Aborted;
                     actions.push(Action::Aborted);
+                }
+            }
+            Event::Promote { track, stage } => {
+                if self.status == RolloutStatus::Running
+                    && let Some(t) = self.tracks.iter().position(|t| {
+                        t.hardware == track
+                            && t.stage == stage
+                            && matches!(t.phase, TrackPhase::Gating { last: Some(_) })
+                    })
+                {
+                    let evidence = self.evidence(&self.tracks[t]);
+                    self.promote(t, evidence, &mut actions);
                 }
             }
             Event::Rollback => {
@@ -613,15 +649,7 @@ impl Rollout {
                 let hw = track.hardware;
                 match self.decide(&evidence) {
                     Verdict::Pass => {
-                        let next = track.stage + 1;
-                        if next >= self.plan.stages.len() {
-                            self.tracks[t].phase = TrackPhase::Done;
-                            actions.push(Action::TrackCompleted { track: hw, evidence });
-                        } else {
-                            self.tracks[t].stage = next;
-                            self.tracks[t].phase = TrackPhase::Dispatching;
-                            actions.push(Action::Promoted { track: hw, stage: next, evidence });
-                        }
+                        self.promote(t, evidence, actions);
                         true
                     }
                     Verdict::Fail => {
@@ -661,6 +689,19 @@ impl Rollout {
         }
     }
 
+    fn promote(&mut self, t: usize, evidence: GateEvidence, actions: &mut Vec<Action>) {
+        let hw = self.tracks[t].hardware;
+        let next = self.tracks[t].stage + 1;
+        if next >= self.plan.stages.len() {
+            self.tracks[t].phase = TrackPhase::Done;
+            actions.push(Action::TrackCompleted { track: hw, evidence });
+        } else {
+            self.tracks[t].stage = next;
+            self.tracks[t].phase = TrackPhase::Dispatching;
+            actions.push(Action::Promoted { track: hw, stage: next, evidence });
+        }
+    }
+
     fn evidence(&self, track: &Track) -> GateEvidence {
         let mut e = GateEvidence {
             stage: track.stage,
@@ -691,7 +732,11 @@ impl Rollout {
             }
         }
         let reachable = e.dispatched - e.unreachable;
-        e.required_sample = if e.track_size >= self.plan.min_sample { self.plan.min_sample } else { reachable };
+        // A gate never needs more completions than its stage can produce: the stage's share is a
+        // hard cap (dispatch never exceeds it), so demanding more would hold forever. Small
+        // samples stay honest through the width of the confidence bounds instead.
+        let stage_reachable = (self.stage_quota(track, track.stage) as u32).saturating_sub(e.unreachable);
+        e.required_sample = self.plan.min_sample.min(stage_reachable.max(1));
         let completed = u64::from(e.committed + e.failed);
         e.census = e.dispatched == e.track_size && completed == u64::from(reachable) && completed > 0;
         if e.census {

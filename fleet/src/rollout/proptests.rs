@@ -72,7 +72,13 @@ fn concrete(r: &Rollout, targets: &[Target], (kind, sel, dt): Step, fail_weight:
     };
     match kind % 100 {
         0..=3 => Event::Start,
-        4..=19 => Event::Tick { now_ms: r.now_ms() + u64::from(dt) },
+        4..=18 => Event::Tick { now_ms: r.now_ms() + u64::from(dt) },
+        19 if !r.tracks().is_empty() => {
+            // An operator override, usually for the stage the track is at.
+            let track = &r.tracks()[sel as usize % r.tracks().len()];
+            let stage = if sel % 4 == 0 { track.stage + 1 } else { track.stage };
+            Event::Promote { track: track.hardware, stage }
+        }
         20..=24 => Event::DeviceAccepted { device: pick() },
         25..=27 => Event::DeviceInstalling { device: pick() },
         k if k < 28 + fail_weight / 3 => Event::DeviceFailed { device: pick(), reason: "probation".into() },

@@ -186,10 +186,16 @@ fn a_gpu_only_regression_stops_the_gpu_track_and_not_the_cpu_one() {
 }
 
 #[test]
-fn too_few_samples_hold_instead_of_guessing() {
-    // 1% of 1000 = 10 devices, fewer than min_sample 20: hold, even with zero failures.
+fn a_canary_smaller_than_min_sample_decides_on_its_share_and_holds_when_inconclusive() {
+    // 1% of 1000 = 10 devices, fewer than min_sample 20: the gate needs the 10 the stage can
+    // give (never more: it would hold forever). 0 failures of 10 has a 95% Wilson upper bound of
+    // 0.278: under a 50% threshold that passes, under 5% it is inconclusive and holds.
     let targets = fleet(&[(HardwareClass::Cpu, 1000)]);
-    let mut r = Rollout::new(RolloutId(6), plan(&[1, 100], 0.5, 20, OnFail::Pause), targets).unwrap();
+    let mut r = Rollout::new(RolloutId(6), plan(&[1, 100], 0.5, 20, OnFail::Pause), targets.clone()).unwrap();
+    let (actions, _) = drive(&mut r, |_| Outcome::Commit);
+    assert_eq!(promotions(&actions, HardwareClass::Cpu), vec![1]);
+
+    let mut r = Rollout::new(RolloutId(6), plan(&[1, 100], 0.05, 20, OnFail::Pause), targets).unwrap();
     let (actions, _) = drive(&mut r, |_| Outcome::Commit);
     let held: Vec<_> = actions
         .iter()
@@ -199,10 +205,17 @@ fn too_few_samples_hold_instead_of_guessing() {
         })
         .collect();
     assert_eq!(held.len(), 1, "an unchanged hold is reported once: {held:?}");
-    assert_eq!(held[0].0, HoldReason::InsufficientSample);
-    assert_eq!((held[0].1.committed, held[0].1.required_sample), (10, 20));
+    assert_eq!(held[0].0, HoldReason::Inconclusive);
+    assert_eq!((held[0].1.committed, held[0].1.required_sample), (10, 10));
     assert!(promotions(&actions, HardwareClass::Cpu).is_empty());
     assert_eq!(r.status(), RolloutStatus::Running);
+
+    // The operator breaks the tie; a stale or repeated override does nothing.
+    assert!(r.handle(Event::Promote { track: HardwareClass::Cpu, stage: 1 }).is_empty(), "wrong stage");
+    let promoted = r.handle(Event::Promote { track: HardwareClass::Cpu, stage: 0 });
+    assert!(promoted.iter().any(|a| matches!(a, Action::Promoted { stage: 1, .. })), "{promoted:?}");
+    assert!(promoted.iter().any(|a| matches!(a, Action::Dispatch { .. })));
+    assert!(r.handle(Event::Promote { track: HardwareClass::Cpu, stage: 0 }).is_empty());
 }
 
 #[test]

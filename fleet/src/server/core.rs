@@ -1,0 +1,822 @@
+//! The fleet manager's single owner of state: registry, models, rollouts and the audit chain.
+//! Everything that changes state arrives as an [`Input`] (device messages, operator requests,
+//! clock ticks) and is handled in batches: apply every input, commit one storage transaction,
+//! then acknowledge the device messages (MQTT PUBACK), answer the operators and send the
+//! commands the rollouts asked for. So nothing is acknowledged or acted on before it is durable.
+
+use super::audit::{self, AuditEntry};
+use super::models::{ModelRecord, model_key};
+use super::registry::{Applied, DeviceRecord, Retention, Uplink, describe_ack};
+use super::rollouts::{RequestError, RolloutRecord, RolloutRequest, event_for_state, resolve_targets};
+use super::selector::{Selector, valid_label_key};
+use super::store::{Batch, FleetDb, StoreError};
+use super::views;
+use crate::rollout::{Action, DeviceState, Event, Rollout, RolloutId, RolloutStatus};
+use edgefleet_protocol::command::{
+    Command, CommandBody, CommandId, DeployCommand, DeploymentId, ProbationBudget, RollbackCommand,
+};
+use edgefleet_protocol::topic::{Namespace, Topic, TopicKind};
+use edgefleet_protocol::uplink::AckResult;
+use edgefleet_protocol::{DeviceId, Digest, encode};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use tokio::sync::{mpsc, oneshot};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// An operator request's failure: an HTTP status and a message that says what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub status: u16,
+    /// The message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the request is wrong.
+    pub fn bad_request(message: impl ToString) -> Self {
+        ApiError { status: 400, message: message.to_string() }
+    }
+    /// 404: no such thing.
+    pub fn not_found(message: impl ToString) -> Self {
+        ApiError { status: 404, message: message.to_string() }
+    }
+    /// 409: conflicts with the current state.
+    pub fn conflict(message: impl ToString) -> Self {
+        ApiError { status: 409, message: message.to_string() }
+    }
+}
+
+/// An operator request's answer.
+pub type ApiResult = Result<Value, ApiError>;
+
+/// Operator commands on a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutOp {
+    /// Stop dispatching and promoting.
+    Pause,
+    /// Undo pause.
+    Resume,
+    /// Stop for good, leaving devices as they are.
+    Abort,
+    /// Stop and roll every committed device back.
+    Rollback,
+    /// Promote held tracks (all, or the one named), overriding an inconclusive gate.
+    Promote,
+}
+
+/// What operators can ask.
+#[derive(Debug)]
+pub enum ApiRequest {
+    /// Server summary.
+    Status,
+    /// Devices matching a selector.
+    ListDevices {
+        /// Selector text.
+        selector: String,
+    },
+    /// One device in full.
+    ShowDevice {
+        /// Device id.
+        id: String,
+    },
+    /// Set or remove labels.
+    Label {
+        /// Device id.
+        id: String,
+        /// Labels to set.
+        set: BTreeMap<String, String>,
+        /// Labels to remove.
+        remove: Vec<String>,
+        /// Operator.
+        actor: String,
+    },
+    /// Register a package already verified and stored.
+    RegisterModel {
+        /// Its record.
+        record: ModelRecord,
+    },
+    /// Every model version.
+    ListModels,
+    /// One model's versions and who runs them.
+    ShowModel {
+        /// Model name.
+        name: String,
+    },
+    /// Create (or dry-run) a rollout.
+    CreateRollout {
+        /// The plan.
+        request: RolloutRequest,
+        /// Resolve and estimate only.
+        dry_run: bool,
+        /// Operator.
+        actor: String,
+    },
+    /// Every rollout, briefly.
+    ListRollouts,
+    /// One rollout in full.
+    ShowRollout {
+        /// Id.
+        id: u32,
+    },
+    /// Pause, resume, abort, roll back.
+    OperateRollout {
+        /// Id.
+        id: u32,
+        /// What.
+        op: RolloutOp,
+        /// Operator.
+        actor: String,
+        /// Why.
+        reason: String,
+        /// For `Promote`: only this track.
+        track: Option<edgefleet_protocol::hardware::HardwareClass>,
+    },
+    /// Health per device.
+    Health {
+        /// Only this device.
+        device: Option<String>,
+        /// Only devices serving this model.
+        model: Option<String>,
+    },
+    /// Audit entries.
+    Audit {
+        /// From this sequence number.
+        from: u64,
+        /// At most this many.
+        limit: usize,
+    },
+    /// Verify the whole audit chain.
+    AuditVerify,
+}
+
+/// Something for the core to handle.
+#[derive(Debug)]
+pub enum Input {
+    /// A decoded device message; `ack` is released after the batch commits.
+    Uplink {
+        /// Sender (from the topic).
+        device: DeviceId,
+        /// The message.
+        uplink: Uplink,
+        /// The MQTT publish to acknowledge once durable.
+        ack: Option<rumqttc::Publish>,
+    },
+    /// An operator request.
+    Api {
+        /// The request.
+        request: ApiRequest,
+        /// Where the answer goes (after the commit).
+        reply: oneshot::Sender<ApiResult>,
+    },
+    /// Time passed.
+    Tick,
+    /// The MQTT link (re)connected: re-send what devices may have missed.
+    Connected,
+}
+
+/// A command for a device.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// MQTT topic.
+    pub topic: String,
+    /// Encoded command.
+    pub payload: Vec<u8>,
+}
+
+/// Counters for `/v1/status` and benchmarks.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Counters {
+    /// Device messages applied.
+    pub uplinks_applied: u64,
+    /// Duplicates and stale messages ignored.
+    pub uplinks_ignored: u64,
+    /// Commands sent.
+    pub commands_sent: u64,
+    /// Storage commits.
+    pub commits: u64,
+}
+
+/// Settings the core needs.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Topic namespace.
+    pub namespace: Namespace,
+    /// Silence that makes a dispatched device unreachable.
+    pub unreachable_after_ms: u64,
+    /// Per-device retention.
+    pub retention: Retention,
+    /// Default probation.
+    pub probation: ProbationBudget,
+    /// Shown in `/v1/status`.
+    pub info: Value,
+}
+
+/// The state owner.
+pub struct Core {
+    cfg: CoreConfig,
+    db: FleetDb,
+    devices: BTreeMap<DeviceId, DeviceRecord>,
+    models: BTreeMap<String, ModelRecord>,
+    rollouts: BTreeMap<u32, RolloutRecord>,
+    audit_tail: Option<AuditEntry>,
+    dirty_devices: BTreeSet<DeviceId>,
+    dirty_models: BTreeSet<String>,
+    dirty_rollouts: BTreeSet<u32>,
+    new_audit: Vec<AuditEntry>,
+    outbound: Vec<Outbound>,
+    counters: Counters,
+    next_command_id: u64,
+}
+
+impl Core {
+    /// Loads the stored state.
+    pub fn open(cfg: CoreConfig, db: FleetDb) -> Result<Self, StoreError> {
+        let snapshot = db.load()?;
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        Ok(Core {
+            devices: snapshot.devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
+            models: snapshot.models.into_iter().map(|m| (m.key(), m)).collect(),
+            rollouts: snapshot.rollouts.into_iter().map(|r| (r.id, r)).collect(),
+            audit_tail: snapshot.audit_tail,
+            cfg,
+            db,
+            dirty_devices: BTreeSet::new(),
+            dirty_models: BTreeSet::new(),
+            dirty_rollouts: BTreeSet::new(),
+            new_audit: Vec::new(),
+            outbound: Vec::new(),
+            counters: Counters::default(),
+            // Random start (63 bits), then sequential: unique across restarts in practice.
+            next_command_id: u64::from_le_bytes(seed) >> 2,
+        })
+    }
+
+    /// Runs until `inputs` closes; `ack` releases a device message, `send` publishes a command.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        ack: impl Fn(rumqttc::Publish),
+        send: impl Fn(Outbound),
+    ) -> Result<(), StoreError> {
+        while let Some(first) = inputs.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < 1024 {
+                match inputs.try_recv() {
+                    Ok(input) => batch.push(input),
+                    Err(_) => break,
+                }
+            }
+            let mut acks = Vec::new();
+            let mut replies = Vec::new();
+            for input in batch {
+                match input {
+                    Input::Uplink { device, uplink, ack } => {
+                        self.ingest(device, &uplink);
+                        acks.extend(ack);
+                    }
+                    Input::Api { request, reply } => {
+                        let answer = self.api(request);
+                        replies.push((reply, answer));
+                    }
+                    Input::Tick => self.tick(),
+                    Input::Connected => self.resend_in_flight(),
+                }
+            }
+            self.commit()?;
+            for publish in acks {
+                ack(publish);
+            }
+            for (reply, answer) in replies {
+                let _ = reply.send(answer);
+            }
+            for out in self.outbound.drain(..) {
+                send(out);
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        let batch = Batch {
+            devices: self.dirty_devices.iter().filter_map(|id| self.devices.get(id).cloned()).collect(),
+            models: self.dirty_models.iter().filter_map(|k| self.models.get(k).cloned()).collect(),
+            rollouts: self.dirty_rollouts.iter().filter_map(|id| self.rollouts.get(id).cloned()).collect(),
+            audit: std::mem::take(&mut self.new_audit),
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.db.write(&batch)?;
+        self.counters.commits += 1;
+        self.dirty_devices.clear();
+        self.dirty_models.clear();
+        self.dirty_rollouts.clear();
+        Ok(())
+    }
+
+    fn audit(&mut self, actor: &str, action: &str, subject: String, detail: Value) {
+        let entry = audit::next_entry(self.audit_tail.as_ref(), now_ms(), actor, action, &subject, detail);
+        self.audit_tail = Some(entry.clone());
+        self.new_audit.push(entry);
+    }
+
+    // ---- device messages -------------------------------------------------------------------
+
+    fn ingest(&mut self, device: DeviceId, uplink: &Uplink) {
+        let now = now_ms();
+        let retention = self.cfg.retention;
+        let record = self.devices.entry(device.clone()).or_insert_with(|| DeviceRecord::new(device.clone(), now));
+        if record.apply(uplink, now, retention) == Applied::Ignored {
+            self.counters.uplinks_ignored += 1;
+            return;
+        }
+        self.counters.uplinks_applied += 1;
+        self.dirty_devices.insert(device.clone());
+        match uplink {
+            Uplink::Birth(_) => {
+                // A device that (re)connected mid-deployment may have missed its command.
+                let ids: Vec<u32> = self.active_rollout_ids();
+                for id in ids {
+                    let in_flight = self.rollouts.get(&id).and_then(|r| r.machine.device_state(&device));
+                    if matches!(in_flight, Some(DeviceState::Dispatched | DeviceState::Installing)) {
+                        self.send_deploy(id, &device);
+                    }
+                }
+            }
+            Uplink::Deployment(status) => {
+                let id = (status.deployment_id.0 >> 32) as u32;
+                let Some(r) = self.rollouts.get_mut(&id) else { return };
+                if r.machine.deployment_id_of(&device) != Some(status.deployment_id) {
+                    return;
+                }
+                let current = r.machine.device_state(&device);
+                r.last_heard_ms.insert(device.to_string(), now);
+                if let Some(event) = event_for_state(&device, &status.state, current) {
+                    if let Event::DeviceFailed { reason, .. } = &event {
+                        r.failures.insert(device.to_string(), reason.clone());
+                    }
+                    if matches!(event, Event::DeviceCommitted { .. } | Event::DeviceFailed { .. }) {
+                        r.last_heard_ms.remove(device.as_str());
+                    }
+                    self.handle_rollout(id, event);
+                }
+                self.dirty_rollouts.insert(id);
+            }
+            Uplink::Ack(ack) => {
+                let found = self.rollouts.iter().find(|(_, r)| r.commands.contains_key(&ack.command_id.0));
+                let Some((&id, _)) = found else { return };
+                if let AckResult::Rejected(reason) = &ack.result {
+                    let reason = format!("command {}", describe_ack(&AckResult::Rejected(reason.clone())));
+                    if let Some(r) = self.rollouts.get_mut(&id) {
+                        r.failures.insert(device.to_string(), reason.clone());
+                        r.last_heard_ms.remove(device.as_str());
+                    }
+                    self.handle_rollout(id, Event::DeviceFailed { device, reason });
+                } else if let Some(r) = self.rollouts.get_mut(&id)
+                    && r.last_heard_ms.contains_key(device.as_str())
+                {
+                    r.last_heard_ms.insert(device.to_string(), now);
+                    self.dirty_rollouts.insert(id);
+                }
+            }
+            Uplink::Presence(_) | Uplink::Health(_) => {}
+        }
+    }
+
+    fn active_rollout_ids(&self) -> Vec<u32> {
+        self.rollouts.iter().filter(|(_, r)| r.finished_at_ms.is_none()).map(|(&id, _)| id).collect()
+    }
+
+    fn tick(&mut self) {
+        let now = now_ms();
+        for id in self.active_rollout_ids() {
+            let Some(r) = self.rollouts.get(&id) else { continue };
+            let silent: Vec<DeviceId> = r
+                .last_heard_ms
+                .iter()
+                .filter(|(_, heard)| now.saturating_sub(**heard) >= self.cfg.unreachable_after_ms)
+                .filter_map(|(d, _)| d.parse::<DeviceId>().ok())
+                .filter(|d| {
+                    matches!(r.machine.device_state(d), Some(DeviceState::Dispatched | DeviceState::Installing))
+                })
+                .collect();
+            for device in silent {
+                if let Some(r) = self.rollouts.get_mut(&id) {
+                    r.last_heard_ms.remove(device.as_str());
+                }
+                self.handle_rollout(id, Event::DeviceUnreachable { device });
+            }
+            self.handle_rollout(id, Event::Tick { now_ms: now });
+        }
+    }
+
+    fn resend_in_flight(&mut self) {
+        let now = now_ms();
+        for id in self.active_rollout_ids() {
+            let Some(r) = self.rollouts.get_mut(&id) else { continue };
+            if r.machine.status() != RolloutStatus::Running {
+                continue;
+            }
+            let devices = r.in_flight();
+            // The fleet manager was away: give every in-flight device a fresh silence budget.
+            for d in &devices {
+                r.last_heard_ms.insert(d.to_string(), now);
+            }
+            for device in devices {
+                self.send_deploy(id, &device);
+            }
+            self.dirty_rollouts.insert(id);
+        }
+    }
+
+    // ---- rollouts -------------------------------------------------------------------------
+
+    /// Feeds `event` to rollout `id` and carries out the actions.
+    fn handle_rollout(&mut self, id: u32, event: Event) {
+        let Some(r) = self.rollouts.get_mut(&id) else { return };
+        let is_tick = matches!(event, Event::Tick { .. });
+        let actions = r.machine.handle(event);
+        if actions.is_empty() && is_tick {
+            return; // a tick that changed nothing but the clock: not worth a write
+        }
+        self.dirty_rollouts.insert(id);
+        let now = now_ms();
+        for action in actions {
+            if let Some(r) = self.rollouts.get_mut(&id) {
+                r.note_decision(&action, now);
+            }
+            self.perform(id, action);
+        }
+        if let Some(r) = self.rollouts.get_mut(&id)
+            && r.finished_at_ms.is_none()
+            && matches!(
+                r.machine.status(),
+                RolloutStatus::Completed | RolloutStatus::Stopped | RolloutStatus::Aborted | RolloutStatus::RolledBack
+            )
+        {
+            r.finished_at_ms = Some(now);
+            r.last_heard_ms.clear();
+        }
+    }
+
+    fn perform(&mut self, id: u32, action: Action) {
+        let subject = format!("rollout/{id}");
+        match action {
+            Action::Dispatch { device, deployment_id: _ } => {
+                if let Some(r) = self.rollouts.get_mut(&id) {
+                    r.last_heard_ms.insert(device.to_string(), now_ms());
+                }
+                self.send_deploy(id, &device);
+            }
+            Action::RollBackDevice { device } => self.send_rollback(id, &device),
+            Action::Promoted { track, stage, evidence } => {
+                let detail = json!({"track": track, "stage": stage + 1, "evidence": evidence});
+                self.audit("edgefleet", "rollout.promote", subject, detail);
+            }
+            Action::TrackCompleted { track, evidence } => {
+                self.audit(
+                    "edgefleet",
+                    "rollout.track_completed",
+                    subject,
+                    json!({"track": track, "evidence": evidence}),
+                );
+            }
+            Action::Held { track, reason, evidence } => {
+                let detail = json!({"track": track, "reason": format!("{reason:?}"), "evidence": evidence});
+                self.audit("edgefleet", "rollout.hold", subject, detail);
+            }
+            Action::Paused { track, reason, evidence } => {
+                let detail = json!({"track": track, "reason": format!("{reason:?}"), "evidence": evidence});
+                let action = if track.is_some() { "rollout.gate_failed" } else { "rollout.paused" };
+                self.audit("edgefleet", action, subject, detail);
+            }
+            Action::TrackRolledBack { track, evidence } => {
+                let detail = json!({"track": track, "reason": "gate failed; committed devices told to roll back", "evidence": evidence});
+                self.audit("edgefleet", "rollout.gate_failed_rollback", subject, detail);
+            }
+            Action::Completed => self.audit("edgefleet", "rollout.completed", subject, json!({})),
+            Action::Aborted => self.audit("edgefleet", "rollout.stopped", subject, json!({})),
+        }
+    }
+
+    fn command_topic(&self, device: &DeviceId) -> String {
+        Topic::new(&self.cfg.namespace, device, TopicKind::Command).to_string()
+    }
+
+    fn new_command_id(&mut self) -> CommandId {
+        self.next_command_id = self.next_command_id.wrapping_add(1) & (u64::MAX >> 1);
+        CommandId(self.next_command_id)
+    }
+
+    fn send(&mut self, device: &DeviceId, command: &Command) {
+        match encode(command) {
+            Ok(payload) => {
+                self.counters.commands_sent += 1;
+                self.outbound.push(Outbound { topic: self.command_topic(device), payload });
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode a command"),
+        }
+    }
+
+    fn send_deploy(&mut self, id: u32, device: &DeviceId) {
+        let command_id = self.new_command_id();
+        let Some(r) = self.rollouts.get_mut(&id) else { return };
+        let Some(deployment_id) = r.machine.deployment_id_of(device) else { return };
+        let Ok(package_id) = r.package_id.parse::<Digest>() else { return };
+        r.commands.insert(command_id.0, device.to_string());
+        let plan = r.machine.plan();
+        let command = Command {
+            command_id,
+            issued_at_ms: now_ms(),
+            body: CommandBody::Deploy(DeployCommand {
+                deployment_id,
+                model: plan.model.clone(),
+                version_seq: plan.version_seq,
+                package_id,
+                head_size: r.head_size,
+                probation: r.probation,
+                downgrade: None,
+            }),
+        };
+        self.dirty_rollouts.insert(id);
+        self.send(device, &command);
+    }
+
+    fn send_rollback(&mut self, id: u32, device: &DeviceId) {
+        let command_id = self.new_command_id();
+        let Some(r) = self.rollouts.get_mut(&id) else { return };
+        let deployment_id = r.machine.deployment_id_of(device).unwrap_or(DeploymentId(0));
+        r.commands.insert(command_id.0, device.to_string());
+        let command = Command {
+            command_id,
+            issued_at_ms: now_ms(),
+            body: CommandBody::Rollback(RollbackCommand {
+                deployment_id,
+                model: r.machine.plan().model.clone(),
+                to_version_seq: None,
+                reason: format!("rollout {id} rolled back"),
+            }),
+        };
+        self.send(device, &command);
+    }
+
+    // ---- operator requests ----------------------------------------------------------------
+
+    fn api(&mut self, request: ApiRequest) -> ApiResult {
+        match request {
+            ApiRequest::Status => Ok(json!({
+                "info": self.cfg.info,
+                "devices": self.devices.len(),
+                "online": self.devices.values().filter(|d| d.online).count(),
+                "models": self.models.len(),
+                "rollouts": self.rollouts.len(),
+                "active_rollouts": self.active_rollout_ids(),
+                "audit_entries": self.audit_tail.as_ref().map_or(0, |e| e.seq + 1),
+                "counters": self.counters,
+            })),
+            ApiRequest::ListDevices { selector } => {
+                let selector: Selector = selector.parse().map_err(ApiError::bad_request)?;
+                let list: Vec<Value> =
+                    self.devices.values().filter(|d| selector.matches(d)).map(views::device_summary).collect();
+                Ok(json!(list))
+            }
+            ApiRequest::ShowDevice { id } => {
+                let device = self.device(&id)?;
+                Ok(json!(device))
+            }
+            ApiRequest::Label { id, set, remove, actor } => self.label(&id, set, remove, &actor),
+            ApiRequest::RegisterModel { record } => self.register_model(record),
+            ApiRequest::ListModels => Ok(json!(
+                self.models.values().map(|m| views::model_summary(m, self.devices.values())).collect::<Vec<_>>()
+            )),
+            ApiRequest::ShowModel { name } => {
+                let versions: Vec<Value> = self
+                    .models
+                    .values()
+                    .filter(|m| m.name == name)
+                    .map(|m| views::model_detail(m, self.devices.values()))
+                    .collect();
+                if versions.is_empty() {
+                    return Err(ApiError::not_found(format!(
+                        "unknown model {name:?}; `edgefleet model list` shows the known ones"
+                    )));
+                }
+                Ok(json!({"name": name, "versions": versions}))
+            }
+            ApiRequest::CreateRollout { request, dry_run, actor } => self.create_rollout(request, dry_run, &actor),
+            ApiRequest::ListRollouts => {
+                Ok(json!(self.rollouts.values().map(views::rollout_summary).collect::<Vec<_>>()))
+            }
+            ApiRequest::ShowRollout { id } => {
+                let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
+                Ok(views::rollout_detail(r))
+            }
+            ApiRequest::OperateRollout { id, op: RolloutOp::Promote, actor, reason, track } => {
+                self.promote(id, track, &actor, &reason)
+            }
+            ApiRequest::OperateRollout { id, op, actor, reason, track: _ } => self.operate(id, op, &actor, &reason),
+            ApiRequest::Health { device, model } => {
+                if let Some(id) = &device {
+                    self.device(id)?;
+                }
+                let list: Vec<Value> = self
+                    .devices
+                    .values()
+                    .filter(|d| device.as_ref().is_none_or(|id| d.id.as_str() == id))
+                    .filter(|d| model.as_ref().is_none_or(|m| d.active_models.iter().any(|a| &a.name == m)))
+                    .map(|d| views::health(d, model.as_deref()))
+                    .collect();
+                Ok(json!(list))
+            }
+            ApiRequest::Audit { from, limit } => {
+                let entries = self
+                    .db
+                    .audit(from, limit.min(10_000))
+                    .map_err(|e| ApiError { status: 500, message: e.to_string() })?;
+                Ok(json!(entries))
+            }
+            ApiRequest::AuditVerify => self.verify_audit(),
+        }
+    }
+
+    fn device(&self, id: &str) -> Result<&DeviceRecord, ApiError> {
+        id.parse::<DeviceId>().ok().and_then(|d| self.devices.get(&d)).ok_or_else(|| {
+            ApiError::not_found(format!("unknown device {id:?}; `edgefleet devices list` shows the known ones"))
+        })
+    }
+
+    fn label(&mut self, id: &str, set: BTreeMap<String, String>, remove: Vec<String>, actor: &str) -> ApiResult {
+        let device_id = self.device(id)?.id.clone();
+        for (k, v) in &set {
+            if !valid_label_key(k) || matches!(k.as_str(), "hw" | "hardware" | "device" | "model") {
+                return Err(ApiError::bad_request(format!(
+                    "label {k:?}: not a valid label name (hw, hardware, device and model are reserved)"
+                )));
+            }
+            if v.is_empty() || v.len() > 128 || v.contains(',') || v.contains('=') {
+                return Err(ApiError::bad_request(format!(
+                    "label {k}={v:?}: values are 1-128 characters without ',' or '='"
+                )));
+            }
+        }
+        let Some(device) = self.devices.get_mut(&device_id) else { return Err(ApiError::not_found(id)) };
+        for k in &remove {
+            device.labels.remove(k);
+        }
+        device.labels.extend(set.clone());
+        let labels = device.labels.clone();
+        self.dirty_devices.insert(device_id.clone());
+        self.audit(actor, "device.label", format!("device/{device_id}"), json!({"set": set, "removed": remove}));
+        Ok(json!({"device": device_id, "labels": labels}))
+    }
+
+    fn register_model(&mut self, record: ModelRecord) -> ApiResult {
+        let key = record.key();
+        if let Some(existing) = self.models.get(&key) {
+            if existing.package_id == record.package_id {
+                return Ok(json!({"model": existing, "already_registered": true}));
+            }
+            return Err(ApiError::conflict(format!(
+                "{} version {} already exists with a different package ({}); versions are immutable, bump version_seq",
+                record.name, record.version_seq, existing.package_id
+            )));
+        }
+        let detail = json!({"package_id": record.package_id, "label": record.label, "key_id": record.key_id, "size": record.package_size});
+        self.audit(&record.pushed_by.clone(), "model.push", format!("model/{key}"), detail);
+        self.models.insert(key.clone(), record.clone());
+        self.dirty_models.insert(key);
+        Ok(json!({"model": record, "already_registered": false}))
+    }
+
+    fn create_rollout(&mut self, request: RolloutRequest, dry_run: bool, actor: &str) -> ApiResult {
+        let (plan, probation) = request.plan(&self.cfg.probation).map_err(ApiError::bad_request)?;
+        let key = model_key(&request.model, request.version_seq);
+        let model = self.models.get(&key).ok_or_else(|| {
+            let known: Vec<&String> = self.models.keys().collect();
+            ApiError::bad_request(RequestError::UnknownModel {
+                name: request.model.clone(),
+                version_seq: request.version_seq,
+                known: if known.is_empty() { "none".into() } else { format!("{known:?}") },
+            })
+        })?;
+        let selector: Selector = request.select.parse().map_err(ApiError::bad_request)?;
+        if let Some(running) =
+            self.rollouts.values().find(|r| r.finished_at_ms.is_none() && r.request.model == request.model)
+        {
+            return Err(ApiError::conflict(format!(
+                "rollout {} of {} is still active; wait for it, or `edgefleet rollout abort {}`",
+                running.id, request.model, running.id
+            )));
+        }
+        let id = self.rollouts.keys().next_back().map_or(1, |last| last + 1);
+        let resolved = resolve_targets(id, &selector, model, self.devices.values());
+        let machine = Rollout::new(RolloutId(id), plan, resolved.targets.clone())
+            .map_err(|e| ApiError::bad_request(RequestError::from(e)))?;
+        let summary = views::dry_run(&machine, model, &resolved, &self.devices, probation.duration_ms);
+        if dry_run {
+            return Ok(json!({"dry_run": true, "plan": summary}));
+        }
+        let package_id = model.package_id.clone();
+        let head_size = model.head_size;
+        let record = RolloutRecord {
+            id,
+            request: request.clone(),
+            created_by: actor.to_string(),
+            created_at_ms: now_ms(),
+            finished_at_ms: None,
+            package_id,
+            head_size,
+            probation,
+            machine,
+            last_heard_ms: BTreeMap::new(),
+            commands: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            failures: BTreeMap::new(),
+        };
+        self.rollouts.insert(id, record);
+        self.dirty_rollouts.insert(id);
+        self.audit(actor, "rollout.create", format!("rollout/{id}"), json!({"request": request, "plan": summary}));
+        self.handle_rollout(id, Event::Tick { now_ms: now_ms() });
+        self.handle_rollout(id, Event::Start);
+        Ok(json!({"id": id, "dry_run": false, "plan": summary}))
+    }
+
+    fn operate(&mut self, id: u32, op: RolloutOp, actor: &str, reason: &str) -> ApiResult {
+        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
+        let status = r.machine.status();
+        let (event, name) = match op {
+            RolloutOp::Pause if matches!(status, RolloutStatus::Created | RolloutStatus::Running) => {
+                (Event::Pause, "rollout.pause")
+            }
+            RolloutOp::Resume if status == RolloutStatus::Paused => (Event::Resume, "rollout.resume"),
+            RolloutOp::Abort if r.finished_at_ms.is_none() => (Event::Abort, "rollout.abort"),
+            RolloutOp::Rollback if !matches!(status, RolloutStatus::Aborted | RolloutStatus::RolledBack) => {
+                (Event::Rollback, "rollout.rollback")
+            }
+            _ => {
+                return Err(ApiError::conflict(format!("rollout {id} is {status:?}: cannot {op:?} it")));
+            }
+        };
+        self.audit(actor, name, format!("rollout/{id}"), json!({"reason": reason, "status_before": status}));
+        self.handle_rollout(id, event);
+        if op == RolloutOp::Resume {
+            // Devices may have answered while paused: re-evaluate right away.
+            self.handle_rollout(id, Event::Tick { now_ms: now_ms() });
+        }
+        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
+        Ok(views::rollout_detail(r))
+    }
+
+    fn promote(
+        &mut self,
+        id: u32,
+        track: Option<edgefleet_protocol::hardware::HardwareClass>,
+        actor: &str,
+        reason: &str,
+    ) -> ApiResult {
+        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
+        let held: Vec<_> = r
+            .machine
+            .tracks()
+            .iter()
+            .filter(|t| track.is_none_or(|hw| hw == t.hardware))
+            .filter(|t| matches!(t.phase, crate::rollout::machine::TrackPhase::Gating { last: Some(_) }))
+            .map(|t| (t.hardware, t.stage, r.decisions.get(&t.hardware.to_string()).cloned()))
+            .collect();
+        if held.is_empty() || r.machine.status() != RolloutStatus::Running {
+            return Err(ApiError::conflict(format!(
+                "rollout {id}: no running track is held at a gate{}; promote only overrides a holding gate, never a failed one",
+                track.map(|t| format!(" on {t}")).unwrap_or_default()
+            )));
+        }
+        for (hw, stage, decision) in held {
+            let detail = json!({"track": hw, "stage": stage + 1, "reason": reason, "overridden": decision});
+            self.audit(actor, "rollout.promote_override", format!("rollout/{id}"), detail);
+            self.handle_rollout(id, Event::Promote { track: hw, stage });
+        }
+        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
+        Ok(views::rollout_detail(r))
+    }
+
+    fn verify_audit(&self) -> ApiResult {
+        let mut all = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self.db.audit(from, 10_000).map_err(|e| ApiError { status: 500, message: e.to_string() })?;
+            let Some(last) = page.last() else { break };
+            from = last.seq + 1;
+            all.extend(page);
+        }
+        all.extend(self.new_audit.iter().cloned());
+        match audit::verify_chain(all) {
+            Ok(count) => Ok(json!({"ok": true, "entries": count})),
+            Err(broken) => Ok(json!({"ok": false, "first_broken": broken.seq, "reason": broken.reason})),
+        }
+    }
+}

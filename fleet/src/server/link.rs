@@ -1,0 +1,155 @@
+//! The fleet manager's MQTT side: one rumqttc client (manual acks, persistent session)
+//! subscribed to every device's uplink topics. Device messages are decoded here and handed to
+//! the core, which acknowledges them only once they are stored. Chunk requests are answered
+//! here directly from the package objects (they change no state). Commands from the core are
+//! published by a separate task so the core never waits on the network.
+
+use super::core::{Input, Outbound};
+use super::registry::decode_uplink;
+use crate::transfer::ObjectStore;
+use edgefleet_protocol::topic::{Namespace, Topic, TopicKind};
+use edgefleet_protocol::transfer::ChunkRequest;
+use edgefleet_protocol::{decode, encode};
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The client and its event loop.
+pub fn client(host: &str, port: u16, namespace: &Namespace, max_packet_bytes: usize) -> (AsyncClient, EventLoop) {
+    let mut options = MqttOptions::new(format!("edgefleet-manager-{namespace}"), host, port);
+    options.set_max_packet_size(max_packet_bytes, max_packet_bytes);
+    options.set_keep_alive(Duration::from_secs(30));
+    // Messages that arrived while the fleet manager was away are kept by the broker.
+    options.set_clean_session(false);
+    options.set_manual_acks(true);
+    options.set_inflight(1000);
+    AsyncClient::new(options, 16_384)
+}
+
+fn subscriptions(namespace: &Namespace) -> Vec<(String, QoS)> {
+    let leaf = |kind: TopicKind| format!("{namespace}/devices/+/{}", kind.leaf());
+    vec![
+        (leaf(TopicKind::Birth), QoS::AtLeastOnce),
+        (leaf(TopicKind::Presence), QoS::AtLeastOnce),
+        (leaf(TopicKind::Health), QoS::AtLeastOnce),
+        (leaf(TopicKind::Deployment), QoS::AtLeastOnce),
+        (leaf(TopicKind::Ack), QoS::AtLeastOnce),
+        // Chunk requests are retried by devices: at most once is enough, and needs no ack.
+        (leaf(TopicKind::ChunkRequest), QoS::AtMostOnce),
+    ]
+}
+
+/// Polls the event loop until shutdown. Gives up (error) when the broker stays unreachable
+/// for `give_up_after` (used with the embedded broker, whose death means the process is sick).
+pub async fn run(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    namespace: Namespace,
+    objects: Arc<RwLock<ObjectStore>>,
+    inputs: mpsc::Sender<Input>,
+    shutdown: CancellationToken,
+    give_up_after: Option<Duration>,
+) -> Result<(), String> {
+    let mut failing_since: Option<Instant> = None;
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            event = eventloop.poll() => event,
+        };
+        let event = match event {
+            Ok(event) => {
+                failing_since = None;
+                event
+            }
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if let Some(limit) = give_up_after
+                    && since.elapsed() > limit
+                {
+                    return Err(format!("the MQTT broker has been unreachable for {}s: {e}", limit.as_secs()));
+                }
+                warn!(error = %e, "MQTT connection lost; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                continue;
+            }
+        };
+        match event {
+            Event::Incoming(Incoming::ConnAck(ack)) => {
+                info!(session_present = ack.session_present, "connected to the MQTT broker");
+                for (filter, qos) in subscriptions(&namespace) {
+                    if let Err(e) = client.try_subscribe(filter, qos) {
+                        warn!(error = %e, "cannot subscribe");
+                    }
+                }
+                let _ = inputs.send(Input::Connected).await;
+            }
+            Event::Incoming(Incoming::Publish(publish)) => {
+                handle_publish(publish, &client, &objects, &inputs).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn handle_publish(
+    publish: Publish,
+    client: &AsyncClient,
+    objects: &Arc<RwLock<ObjectStore>>,
+    inputs: &mpsc::Sender<Input>,
+) {
+    let release = |p: &Publish| {
+        if p.qos != QoS::AtMostOnce {
+            let _ = client.try_ack(p);
+        }
+    };
+    let Ok(topic) = publish.topic.parse::<Topic>() else {
+        debug!(topic = %publish.topic, "ignoring a message on a foreign topic");
+        release(&publish);
+        return;
+    };
+    if topic.kind == TopicKind::ChunkRequest {
+        release(&publish);
+        let Ok(request) = decode::<ChunkRequest>(&publish.payload) else {
+            warn!(device = %topic.device, "malformed chunk request ignored");
+            return;
+        };
+        let answer = match objects.read() {
+            Ok(store) => store.answer(&request),
+            Err(_) => return,
+        };
+        if let Ok(bytes) = encode(&answer) {
+            let reply = Topic::new(&topic.namespace, &topic.device, TopicKind::ChunkResponse).to_string();
+            // A full queue drops the answer; the device asks again after its timeout.
+            let _ = client.try_publish(reply, QoS::AtMostOnce, false, bytes);
+        }
+        return;
+    }
+    match decode_uplink(topic.kind, &publish.payload) {
+        Ok(Some(uplink)) => {
+            let device = topic.device.clone();
+            let _ = inputs.send(Input::Uplink { device, uplink, ack: Some(publish) }).await;
+        }
+        Ok(None) => release(&publish),
+        Err(e) => {
+            // A malformed message is dropped (and acknowledged, so it cannot block the stream).
+            warn!(device = %topic.device, kind = ?topic.kind, error = %e, "malformed device message dropped");
+            release(&publish);
+        }
+    }
+}
+
+/// Publishes commands from the core, in order, waiting for queue space.
+pub async fn publisher(client: AsyncClient, mut commands: mpsc::UnboundedReceiver<Outbound>) {
+    while let Some(out) = commands.recv().await {
+        if let Err(e) = client.publish(out.topic, QoS::AtLeastOnce, false, out.payload).await {
+            warn!(error = %e, "cannot queue a command");
+            return;
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! `edgefleet serve`: the fleet manager.
+//!
+//! ```text
+//!  devices ──MQTT──▶ broker (embedded rumqttd, or external) ──▶ link ──Input──▶ core ──▶ redb
+//!     ▲                                                          │ chunk requests   │ commit, then:
+//!     └──────────── commands, chunk responses ◀── publisher ◀────┴──────────────────┤ PUBACK devices,
+//!  operators ──HTTP──▶ http ──Input──▶ core                                         │ answer operators,
+//!                                                                                   └ send commands
+//! ```
+//!
+//! - [`config`]: settings. [`broker`]: the embedded broker.
+//! - [`core`]: the single owner of state, batching inputs into storage transactions.
+//! - [`registry`], [`models`], [`rollouts`], [`selector`], [`audit`]: the pure parts.
+//! - [`store`]: redb persistence. [`link`]: MQTT. [`http`]: the operator API. [`views`]: JSON.
+
+pub mod audit;
+pub mod broker;
+pub mod config;
+pub mod core;
+pub mod http;
+pub mod link;
+pub mod models;
+pub mod registry;
+pub mod rollouts;
+pub mod selector;
+pub mod store;
+pub mod views;
+
+use crate::transfer::ObjectStore;
+use anyhow::Context;
+use config::{BrokerChoice, ServeConfig};
+use core::{Core, CoreConfig, Outbound};
+use registry::Retention;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// A started fleet manager.
+#[derive(Debug)]
+pub struct Running {
+    /// The HTTP API address.
+    pub http_addr: SocketAddr,
+    /// The broker devices connect to (`mqtt://host:port`).
+    pub mqtt_url: String,
+    /// True when the broker is the embedded one.
+    pub embedded_broker: bool,
+    /// Ends with the first failure of any part, or `Ok` after shutdown.
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// What `server.json` in the data dir says (for scripts and the CLI).
+pub const SERVER_FILE: &str = "server.json";
+
+/// Starts everything; returns once the broker and the API are listening.
+pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let db = store::FleetDb::open(&cfg.data_dir.join("fleet.redb")).with_context(|| {
+        format!("opening the fleet database in {} (is another `edgefleet serve` using it?)", cfg.data_dir.display())
+    })?;
+
+    let mut objects = ObjectStore::default();
+    let packages = models::load_objects(&cfg.data_dir, &mut objects).context("loading stored packages")?;
+    let objects = Arc::new(RwLock::new(objects));
+
+    let (host, port, embedded) = match &cfg.broker {
+        BrokerChoice::Embedded(listen) => {
+            let broker = broker::start(*listen, cfg.namespace.as_str(), cfg.max_packet_bytes)?;
+            (broker.addr.ip().to_string(), broker.addr.port(), true)
+        }
+        BrokerChoice::External(url) => (url.host.clone(), url.port, false),
+    };
+    let mqtt_url = format!("mqtt://{host}:{port}");
+
+    let listener = tokio::net::TcpListener::bind(cfg.http_listen)
+        .await
+        .with_context(|| format!("binding the HTTP API on {}", cfg.http_listen))?;
+    let http_addr = listener.local_addr()?;
+
+    let info = serde_json::json!({
+        "http": format!("http://{http_addr}"),
+        "mqtt": mqtt_url,
+        "embedded_broker": embedded,
+        "namespace": cfg.namespace.as_str(),
+        "data_dir": cfg.data_dir.display().to_string(),
+        "pid": std::process::id(),
+    });
+    let info_bytes = serde_json::to_vec_pretty(&info)?;
+    std::fs::write(cfg.data_dir.join(SERVER_FILE), info_bytes).context("writing server.json")?;
+
+    let core_cfg = CoreConfig {
+        namespace: cfg.namespace.clone(),
+        unreachable_after_ms: cfg.unreachable_after.as_millis() as u64,
+        retention: Retention { health: cfg.health_retention, history: cfg.history_retention },
+        probation: cfg.probation,
+        info: info.clone(),
+    };
+    let core = Core::open(core_cfg, db)?;
+    info!(%http_addr, %mqtt_url, embedded, packages, data_dir = %cfg.data_dir.display(), "fleet manager starting");
+
+    let (inputs_tx, inputs_rx) = mpsc::channel(8192);
+    let (client, eventloop) = link::client(&host, port, &cfg.namespace, cfg.max_packet_bytes);
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Outbound>();
+
+    let give_up = embedded.then_some(Duration::from_secs(30));
+    let link_task = tokio::spawn(link::run(
+        eventloop,
+        client.clone(),
+        cfg.namespace.clone(),
+        objects.clone(),
+        inputs_tx.clone(),
+        shutdown.clone(),
+        give_up,
+    ));
+    let publisher = tokio::spawn(link::publisher(client.clone(), out_rx));
+
+    let ack_client = client.clone();
+    let core_task = tokio::spawn(core.run(
+        inputs_rx,
+        move |publish| {
+            let _ = ack_client.try_ack(&publish);
+        },
+        move |out| {
+            let _ = out_tx.send(out);
+        },
+    ));
+
+    let tick_inputs = inputs_tx.clone();
+    let tick_shutdown = shutdown.clone();
+    let ticker = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                () = tick_shutdown.cancelled() => break,
+                _ = interval.tick() => { let _ = tick_inputs.try_send(core::Input::Tick); }
+            }
+        }
+    });
+
+    let state = http::HttpState {
+        inputs: inputs_tx,
+        trust_store: cfg.trust_store.clone(),
+        data_dir: cfg.data_dir.clone(),
+        objects,
+    };
+    let http_shutdown = shutdown.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(listener, http::router(state)).with_graceful_shutdown(http_shutdown.cancelled_owned()).await
+    });
+
+    let task = tokio::spawn(async move {
+        let mut link_task = link_task;
+        let mut core_task = core_task;
+        let outcome: anyhow::Result<()> = tokio::select! {
+            r = &mut link_task => match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(anyhow::anyhow!(e)),
+                Err(e) => Err(anyhow::anyhow!("MQTT link task failed: {e}")),
+            },
+            r = &mut core_task => match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(anyhow::anyhow!("storage failed, stopping so nothing is acknowledged unstored: {e}")),
+                Err(e) => Err(anyhow::anyhow!("core task failed: {e}")),
+            },
+        };
+        shutdown.cancel();
+        ticker.abort();
+        publisher.abort();
+        let _ = client.try_disconnect();
+        let _ = http_task.await;
+        outcome
+    });
+    Ok(Running { http_addr, mqtt_url, embedded_broker: embedded, task })
+}

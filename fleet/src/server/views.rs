@@ -1,0 +1,253 @@
+//! What the API shows: JSON views of registry records, rollouts, health and dry runs.
+
+use super::models::ModelRecord;
+use super::registry::DeviceRecord;
+use super::rollouts::{Resolved, RolloutRecord};
+use crate::rollout::Rollout;
+use crate::rollout::machine::TrackPhase;
+use edgefleet_protocol::DeviceId;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// A device in a list.
+pub fn device_summary(d: &DeviceRecord) -> Value {
+    json!({
+        "id": d.id,
+        "hardware": d.hardware,
+        "online": d.online,
+        "agent_version": d.agent_version,
+        "labels": d.labels,
+        "models": d.active_models.iter().map(|m| format!("{}@{}", m.name, m.version_seq)).collect::<Vec<_>>(),
+        "last_seen_ms": d.last_seen_ms,
+    })
+}
+
+fn running<'a>(m: &'a ModelRecord, devices: impl Iterator<Item = &'a DeviceRecord>) -> Vec<&'a DeviceId> {
+    devices.filter(|d| d.served_version(&m.name) == Some(m.version_seq)).map(|d| &d.id).collect()
+}
+
+/// A model version in a list.
+pub fn model_summary<'a>(m: &'a ModelRecord, devices: impl Iterator<Item = &'a DeviceRecord>) -> Value {
+    json!({
+        "name": m.name,
+        "version_seq": m.version_seq,
+        "label": m.label,
+        "package_id": m.package_id,
+        "variants": m.variants.iter().map(|v| v.hardware.to_string()).collect::<Vec<_>>(),
+        "devices": running(m, devices).len(),
+    })
+}
+
+/// A model version with the devices that run it.
+pub fn model_detail<'a>(m: &'a ModelRecord, devices: impl Iterator<Item = &'a DeviceRecord>) -> Value {
+    json!({
+        "record": m,
+        "devices": running(m, devices),
+    })
+}
+
+/// A rollout in a list.
+pub fn rollout_summary(r: &RolloutRecord) -> Value {
+    json!({
+        "id": r.id,
+        "model": r.request.model,
+        "version_seq": r.request.version_seq,
+        "status": r.machine.status(),
+        "targets": r.machine.targets().count(),
+        "created_by": r.created_by,
+        "created_at_ms": r.created_at_ms,
+        "finished_at_ms": r.finished_at_ms,
+    })
+}
+
+/// A rollout in full: per track stage, phase, device counts and the last gate evidence.
+pub fn rollout_detail(r: &RolloutRecord) -> Value {
+    let counts = r.counts();
+    let plan = r.machine.plan();
+    let tracks: Vec<Value> = r
+        .machine
+        .tracks()
+        .iter()
+        .map(|t| {
+            let name = t.hardware.to_string();
+            let phase = match &t.phase {
+                TrackPhase::Dispatching => "dispatching".to_string(),
+                TrackPhase::Baking { until_ms } => format!("baking until {until_ms}"),
+                TrackPhase::Gating { last: None } => "gating".to_string(),
+                TrackPhase::Gating { last: Some((reason, _)) } => format!("held ({reason:?})"),
+                TrackPhase::Done => "done".to_string(),
+                TrackPhase::Failed { on_fail } => format!("failed ({on_fail:?})"),
+            };
+            json!({
+                "hardware": name,
+                "size": t.members.len(),
+                "stage": t.stage + 1,
+                "stages": plan.stages.len(),
+                "stage_percent": plan.stages.get(t.stage).copied().unwrap_or(100),
+                "quota": r.machine.stage_quota(t, t.stage),
+                "phase": phase,
+                "counts": counts.get(&name).cloned().unwrap_or_default(),
+                "last_decision": r.decisions.get(&name),
+            })
+        })
+        .collect();
+    let mut reasons: BTreeMap<&str, u32> = BTreeMap::new();
+    for reason in r.failures.values() {
+        *reasons.entry(reason.as_str()).or_insert(0) += 1;
+    }
+    json!({
+        "id": r.id,
+        "model": r.request.model,
+        "version_seq": r.request.version_seq,
+        "package_id": r.package_id,
+        "status": r.machine.status(),
+        "select": r.request.select,
+        "plan": {
+            "stages": plan.stages,
+            "bake_ms": plan.bake_ms,
+            "max_failure_rate": plan.max_failure_rate,
+            "min_sample": plan.min_sample,
+            "confidence": plan.confidence,
+            "max_unreachable_rate": plan.max_unreachable_rate,
+            "max_concurrent_downloads": plan.max_concurrent_downloads,
+            "on_fail": plan.on_fail,
+        },
+        "probation": r.probation,
+        "created_by": r.created_by,
+        "created_at_ms": r.created_at_ms,
+        "finished_at_ms": r.finished_at_ms,
+        "tracks": tracks,
+        "failure_reasons": reasons,
+    })
+}
+
+/// Health of one device with a state and the reasons for it.
+pub fn health(d: &DeviceRecord, model: Option<&str>) -> Value {
+    let mut reasons = Vec::new();
+    let latest = d.health.back();
+    let previous = if d.health.len() >= 2 { d.health.get(d.health.len() - 2) } else { None };
+    let mut state = "healthy";
+    let mut figures = Vec::new();
+    if let Some(h) = latest {
+        for m in h.models.iter().filter(|m| model.is_none_or(|name| m.name == name)) {
+            // Rates over the last report interval when the counters allow, else since start.
+            let (inferences, errors) = match previous
+                .and_then(|p| p.models.iter().find(|pm| pm.name == m.name && pm.version_seq == m.version_seq))
+            {
+                Some(p) if m.inference_count >= p.inference_count && m.inference_count > p.inference_count => {
+                    (m.inference_count - p.inference_count, m.error_count.saturating_sub(p.error_count))
+                }
+                _ => (m.inference_count, m.error_count),
+            };
+            let error_rate = if inferences > 0 { errors as f64 / inferences as f64 } else { 0.0 };
+            if error_rate > 0.05 {
+                state = "failing";
+                reasons.push(format!("{}@{}: error rate {:.1}% > 5%", m.name, m.version_seq, error_rate * 100.0));
+            } else if error_rate > 0.005 && state == "healthy" {
+                state = "degraded";
+                reasons.push(format!("{}@{}: error rate {:.2}% > 0.5%", m.name, m.version_seq, error_rate * 100.0));
+            }
+            figures.push(json!({
+                "model": m.name, "version_seq": m.version_seq, "inferences": m.inference_count,
+                "errors": m.error_count, "error_rate_recent": error_rate,
+                "p50_us": m.latency_p50_us, "p99_us": m.latency_p99_us,
+            }));
+        }
+        if h.outbox_evictions > 0 && state == "healthy" {
+            state = "degraded";
+            reasons.push(format!(
+                "outbox evicted {} records (offline too long or data rate too high)",
+                h.outbox_evictions
+            ));
+        }
+        if h.free_disk_bytes < 64 << 20 && state == "healthy" {
+            state = "degraded";
+            reasons.push(format!("free disk {} MiB < 64 MiB", h.free_disk_bytes >> 20));
+        }
+    } else {
+        state = "unknown";
+        reasons.push("no health report yet".into());
+    }
+    if !d.online {
+        state = "offline";
+        reasons.insert(0, format!("offline ({})", d.offline_reason.as_deref().unwrap_or("never connected")));
+    }
+    json!({
+        "device": d.id,
+        "hardware": d.hardware,
+        "state": state,
+        "reasons": reasons,
+        "models": figures,
+        "rss_bytes": latest.map(|h| h.rss_bytes),
+        "cpu_percent": latest.map(|h| h.cpu_percent),
+        "outbox_depth": latest.map(|h| h.outbox_depth),
+        "last_seen_ms": d.last_seen_ms,
+    })
+}
+
+/// Assumed per-device download rate for the dry run's duration estimate.
+const ASSUMED_DOWNLOAD_BYTES_PER_SEC: u64 = 1 << 20;
+
+/// What a rollout would do: targets per track and stage, bytes to move, a duration estimate.
+pub fn dry_run(
+    machine: &Rollout,
+    model: &ModelRecord,
+    resolved: &Resolved,
+    devices: &BTreeMap<DeviceId, DeviceRecord>,
+    probation_ms: u64,
+) -> Value {
+    let plan = machine.plan();
+    let mut bytes = 0u64;
+    let mut already = 0u32;
+    let mut offline = 0u32;
+    for t in &resolved.targets {
+        let record = devices.get(&t.device);
+        if record.is_some_and(|d| d.served_version(&model.name) == Some(model.version_seq)) {
+            already += 1;
+            continue;
+        }
+        if record.is_some_and(|d| !d.online) {
+            offline += 1;
+        }
+        bytes += model.head_size + model.variant(t.hardware).map_or(0, |v| v.size);
+    }
+    let mut estimate_ms = 0u64;
+    let tracks: Vec<Value> = machine
+        .tracks()
+        .iter()
+        .map(|t| {
+            let variant = model.variant(t.hardware).map_or(0, |v| v.size) + model.head_size;
+            let mut previous = 0usize;
+            let mut track_ms = 0u64;
+            let stages: Vec<Value> = (0..plan.stages.len())
+                .map(|s| {
+                    let quota = machine.stage_quota(t, s);
+                    let new = quota - previous.min(quota);
+                    previous = quota;
+                    let waves = (new as u64).div_ceil(u64::from(plan.max_concurrent_downloads.max(1)));
+                    let per_wave_ms = variant * 1000 / ASSUMED_DOWNLOAD_BYTES_PER_SEC + probation_ms;
+                    track_ms += waves * per_wave_ms + plan.bake_ms;
+                    json!({"stage": s + 1, "percent": plan.stages[s], "devices": quota, "new_devices": new})
+                })
+                .collect();
+            estimate_ms = estimate_ms.max(track_ms);
+            json!({"hardware": t.hardware, "size": t.members.len(), "variant_bytes": variant, "stages": stages})
+        })
+        .collect();
+    json!({
+        "model": model.name,
+        "version_seq": model.version_seq,
+        "package_id": model.package_id,
+        "targets": resolved.targets.len(),
+        "already_running": already,
+        "offline_now": offline,
+        "skipped_no_variant": resolved.skipped_no_variant,
+        "tracks": tracks,
+        "bytes_to_transfer": bytes,
+        "estimated_duration_ms": estimate_ms,
+        "estimate_assumes": format!(
+            "{} MiB/s per device download, the probation time, every device online, bake {} ms per stage",
+            ASSUMED_DOWNLOAD_BYTES_PER_SEC >> 20, plan.bake_ms
+        ),
+    })
+}

@@ -1,0 +1,173 @@
+//! Helpers for fleet-manager tests: real agents in-process, signed packages, API calls.
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
+
+use ed25519_dalek::SigningKey;
+use edgefleet::client::Client;
+use edgefleet_agent::config::{Overrides, load};
+use edgefleet_agent::inference::{Model, TractModel};
+use edgefleet_protocol::ModelName;
+use edgefleet_protocol::PublicKey;
+use edgefleet_protocol::hardware::HardwareClass;
+use edgefleet_protocol::package::{GoldenVector, Manifest, PackageHead, TrustStore, hash_reader, write_package};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+pub fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(path)
+}
+
+pub fn key() -> SigningKey {
+    SigningKey::from_bytes(&[42; 32])
+}
+
+pub fn trust_file(dir: &Path) -> PathBuf {
+    let path = dir.join("trust.toml");
+    std::fs::write(&path, TrustStore::single("release", PublicKey(key().verifying_key().to_bytes())).to_toml())
+        .unwrap();
+    path
+}
+
+pub fn model(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(&format!("models/{name}"))).unwrap()
+}
+
+fn fixture_manifest() -> Manifest {
+    let bytes = std::fs::read(fixture("packages/vibration-mlp-1.efpkg")).unwrap();
+    let m = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    PackageHead::from_bytes(&bytes[..16 + m + 72]).unwrap().manifest_unverified().unwrap()
+}
+
+/// A package of `vibration-mlp` version `seq` with one variant per `(class, model bytes)`;
+/// golden vectors come from the good model, so a variant built from the faulty model fails
+/// validation on the device (a release that is bad on that hardware only).
+pub fn package(seq: u64, variants: &[(HardwareClass, &[u8])]) -> Vec<u8> {
+    let mut manifest = fixture_manifest();
+    manifest.name = ModelName::new("vibration-mlp").unwrap();
+    manifest.version_seq = seq;
+    manifest.label = format!("1.{seq}.0");
+    let template = manifest.variants[0].clone();
+    manifest.variants = variants
+        .iter()
+        .map(|(class, bytes)| {
+            let mut v = template.clone();
+            let (digest, size) = hash_reader(*bytes).unwrap();
+            v.hardware = *class;
+            v.digest = digest;
+            v.size = size;
+            v
+        })
+        .collect();
+    let mut reference = TractModel::from_bytes(&model("vibration_mlp.onnx")).unwrap();
+    manifest.golden = manifest
+        .golden
+        .iter()
+        .map(|g| GoldenVector { inputs: g.inputs.clone(), expected: reference.run(&g.inputs).unwrap() })
+        .collect();
+    let mut out = Vec::new();
+    let mut blobs: Vec<&[u8]> = variants.iter().map(|(_, b)| *b).collect();
+    write_package(&mut out, &manifest, &key(), &mut blobs).unwrap();
+    out
+}
+
+/// Real agents (the daemon, in this process), each with its own data dir and MQTT session.
+pub struct Agents {
+    pub shutdown: CancellationToken,
+    pub tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Agents {
+    pub fn start(dir: &Path, broker: &str, namespace: &str, fleet: &[(String, HardwareClass)]) -> Agents {
+        let trust = trust_file(dir);
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        for (id, class) in fleet {
+            let env = vec![
+                ("EDGEFLEET_AGENT__NAMESPACE".to_string(), namespace.to_string()),
+                ("EDGEFLEET_AGENT__HARDWARE__CLASS".to_string(), class.to_string()),
+                ("EDGEFLEET_AGENT__HEALTH__INTERVAL_SECS".to_string(), "2".to_string()),
+                ("EDGEFLEET_AGENT__MQTT__RECONNECT_MAX_MS".to_string(), "1000".to_string()),
+            ];
+            let overrides = Overrides {
+                device_id: Some(id.clone()),
+                broker_url: Some(broker.to_string()),
+                data_dir: Some(dir.join("agents").join(id)),
+                trust_store: Some(trust.clone()),
+                api_listen: Some("127.0.0.1:0".into()),
+            };
+            let settings = load(None, env, &overrides).unwrap();
+            tasks.push(tokio::spawn(edgefleet_agent::daemon::run(settings, shutdown.clone())));
+        }
+        Agents { shutdown, tasks }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// `n` devices named `{prefix}-{i}` of `class`.
+pub fn devices(prefix: &str, n: usize, class: HardwareClass) -> Vec<(String, HardwareClass)> {
+    (0..n).map(|i| (format!("{prefix}-{i:02}"), class)).collect()
+}
+
+pub fn unique_namespace() -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    format!("t{}", u32::from_le_bytes(b))
+}
+
+/// Calls the API off the async workers (the client blocks).
+pub async fn get(client: &Client, path: &str) -> Value {
+    let (c, p) = (client.clone(), path.to_string());
+    tokio::task::spawn_blocking(move || c.get(&p)).await.unwrap().unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+pub async fn post(client: &Client, path: &str, body: Value) -> Result<Value, edgefleet::client::ClientError> {
+    let (c, p) = (client.clone(), path.to_string());
+    tokio::task::spawn_blocking(move || c.post_json(&p, &body)).await.unwrap()
+}
+
+pub async fn push(client: &Client, bytes: Vec<u8>) -> Result<Value, edgefleet::client::ClientError> {
+    let c = client.clone();
+    tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await.unwrap()
+}
+
+/// Polls `path` until `done` holds, or panics with the last answer after `secs`.
+pub async fn wait_for(client: &Client, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let value = get(client, path).await;
+        if done(&value) {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting on {path}: {value:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Devices serving `model` at each version: `{version: count}`.
+pub fn versions(devices: &Value, model: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for d in devices.as_array().unwrap() {
+        let v = d["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m.as_str())
+            .find(|m| m.starts_with(&format!("{model}@")))
+            .map_or("none".to_string(), |m| m.rsplit('@').next().unwrap().to_string());
+        *out.entry(v).or_insert(0) += 1;
+    }
+    out
+}
+
+pub fn status(rollout: &Value) -> String {
+    rollout["status"].as_str().unwrap_or_default().to_string()
+}

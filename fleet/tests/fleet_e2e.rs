@@ -1,0 +1,178 @@
+//! The fleet manager end to end: `edgefleet serve`'s server with its embedded broker, and 50
+//! real agents in-process (40 CPU, 10 GPU-class). A good release goes through every stage
+//! (a tiny GPU canary holds until an operator promotes it), a release bad on GPU only stops
+//! the GPU track and not the CPU one, an operator rollback returns devices to their
+//! last-known-good model, a release bad everywhere trips its gate, and the audit chain
+//! records all of it and verifies.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use common::*;
+use edgefleet::client::Client;
+use edgefleet::server::config::{Overrides, ServeConfig};
+use edgefleet_protocol::hardware::HardwareClass::{Cpu, Gpu};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+fn plan(version_seq: u64) -> Value {
+    json!({
+        "model": "vibration-mlp",
+        "version_seq": version_seq,
+        "stages": "20%,60%,100%",
+        "bake": "0s",
+        "max_failure_rate": "35%",
+        "confidence": "90%",
+        "min_sample": 5,
+        "max_unreachable_rate": "20%",
+        "max_concurrent_downloads": 25,
+        "on_fail": "rollback",
+        "probation": "1s",
+        "probation_min_inferences": 1000,
+    })
+}
+
+fn track<'a>(rollout: &'a Value, hw: &str) -> &'a Value {
+    rollout["tracks"].as_array().unwrap().iter().find(|t| t["hardware"] == hw).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_rollouts_with_gates_per_hardware_track_on_fifty_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let trust = trust_file(dir.path());
+    let flags = Overrides {
+        data_dir: Some(dir.path().join("fleet")),
+        http_listen: Some("127.0.0.1:0".into()),
+        mqtt_listen: Some("127.0.0.1:0".into()),
+        mqtt_url: None,
+        trust_store: Some(trust),
+    };
+    let namespace = unique_namespace();
+    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.clone())];
+    let config = ServeConfig::load(None, env, &flags).unwrap();
+    let shutdown = CancellationToken::new();
+    let server = edgefleet::server::start(config, shutdown.clone()).await.unwrap();
+    assert!(server.embedded_broker);
+    let client = Client::new(&format!("http://{}", server.http_addr), "alice");
+
+    let mut fleet = devices("cpu", 40, Cpu);
+    fleet.extend(devices("gpu", 10, Gpu));
+    let agents = Agents::start(dir.path(), &server.mqtt_url, &namespace, &fleet);
+    wait_for(&client, "/v1/devices", 60, |d| d.as_array().unwrap().len() == 50).await;
+    let labelled = post(&client, "/v1/devices/cpu-00/labels", json!({"set": {"site": "plant-3"}})).await.unwrap();
+    assert_eq!(labelled["labels"]["site"], "plant-3");
+    assert_eq!(get(&client, "/v1/devices?select=hw%3Dcpu%2Csite%3Dplant-3").await.as_array().unwrap().len(), 1);
+
+    // Bad input changes nothing.
+    let good = model("vibration_mlp.onnx");
+    let faulty = model("vibration_mlp_v2_faulty.onnx");
+    let stranger = {
+        let mut p = package(9, &[(Cpu, &good)]);
+        let last = p.len() - 1;
+        p[last] ^= 1; // a flipped blob bit
+        p
+    };
+    let refused = push(&client, stranger).await.unwrap_err().to_string();
+    assert!(refused.contains("package refused"), "{refused}");
+    let unknown = post(&client, "/v1/rollouts", plan(2)).await.unwrap_err().to_string();
+    assert!(unknown.contains("unknown model vibration-mlp version 2"), "{unknown}");
+
+    // v2, good on every class.
+    push(&client, package(2, &[(Cpu, &good), (Gpu, &good)])).await.unwrap();
+    let mut bad_stages = plan(2);
+    bad_stages["stages"] = json!("10%,50%");
+    let e = post(&client, "/v1/rollouts", bad_stages).await.unwrap_err().to_string();
+    assert!(e.contains("100%"), "{e}");
+    let mut bad_selector = plan(2);
+    bad_selector["select"] = json!("hw=tpu9");
+    assert!(post(&client, "/v1/rollouts", bad_selector).await.is_err());
+    assert_eq!(get(&client, "/v1/rollouts").await.as_array().unwrap().len(), 0, "nothing created by bad input");
+
+    let dry = post(&client, "/v1/rollouts?dry_run=true", plan(2)).await.unwrap();
+    assert_eq!(dry["plan"]["targets"], 50);
+    let cpu_stages: Vec<u64> =
+        dry["plan"]["tracks"][0]["stages"].as_array().unwrap().iter().map(|s| s["devices"].as_u64().unwrap()).collect();
+    assert_eq!(cpu_stages, vec![8, 24, 40]);
+    assert_eq!(get(&client, "/v1/rollouts").await.as_array().unwrap().len(), 0, "a dry run sends nothing");
+
+    let created = post(&client, "/v1/rollouts", plan(2)).await.unwrap();
+    let id = created["id"].as_u64().unwrap();
+    // GPU: 20% of 10 is 2 devices; 0 failures of 2 cannot show a failure rate under 35% at 90%
+    // confidence, so the gate holds (inconclusive) instead of guessing, until an operator
+    // promotes. The CPU track does not wait for it.
+    let held = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| {
+        track(r, "gpu")["phase"].as_str().unwrap().starts_with("held")
+    })
+    .await;
+    assert_eq!(track(&held, "gpu")["counts"]["committed"], 2);
+    let promoted =
+        post(&client, &format!("/v1/rollouts/{id}/promote"), json!({"track": "gpu", "reason": "canary looks fine"}))
+            .await
+            .unwrap();
+    assert_eq!(track(&promoted, "gpu")["stage"], 2);
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 180, |r| status(r) != "Running").await;
+    assert_eq!(status(&done), "Completed", "{done:#}");
+    let all = get(&client, "/v1/devices").await;
+    assert_eq!(versions(&all, "vibration-mlp").get("2"), Some(&50), "{all:#}");
+
+    // v3: the GPU variant is bad (fails validation on GPU devices); the CPU variant is good.
+    push(&client, package(3, &[(Cpu, &good), (Gpu, &faulty)])).await.unwrap();
+    let id3 = post(&client, "/v1/rollouts", plan(3)).await.unwrap()["id"].as_u64().unwrap();
+    let r3 = wait_for(&client, &format!("/v1/rollouts/{id3}"), 180, |r| status(r) != "Running").await;
+    assert_eq!(status(&r3), "Stopped", "{r3:#}");
+    assert_eq!(track(&r3, "cpu")["phase"], "done");
+    assert!(track(&r3, "gpu")["phase"].as_str().unwrap().starts_with("failed"), "{r3:#}");
+    assert_eq!(track(&r3, "gpu")["counts"]["failed"], 2, "stopped after the canary: {r3:#}");
+    assert_eq!(track(&r3, "gpu")["counts"]["pending"], 8);
+    let reasons = r3["failure_reasons"].as_object().unwrap();
+    assert!(reasons.keys().any(|k| k.contains("golden")), "{reasons:?}");
+    let cpu = get(&client, "/v1/devices?select=hw%3Dcpu").await;
+    let gpu = get(&client, "/v1/devices?select=hw%3Dgpu").await;
+    assert_eq!(versions(&cpu, "vibration-mlp").get("3"), Some(&40));
+    assert_eq!(versions(&gpu, "vibration-mlp").get("2"), Some(&10), "GPU devices keep serving v2");
+
+    // The operator rolls v3 back: every device that committed it returns to last-known-good.
+    post(&client, &format!("/v1/rollouts/{id3}/rollback"), json!({"reason": "customer report"})).await.unwrap();
+    wait_for(&client, "/v1/devices", 120, |d| versions(d, "vibration-mlp").get("2") == Some(&50)).await;
+    let r3 = get(&client, &format!("/v1/rollouts/{id3}")).await;
+    assert_eq!(status(&r3), "RolledBack");
+    assert_eq!(track(&r3, "cpu")["counts"]["rolledback"], 40);
+
+    // v4 is bad everywhere: each track's canary fails its gate and nothing else is touched.
+    push(&client, package(4, &[(Cpu, &faulty), (Gpu, &faulty)])).await.unwrap();
+    let id4 = post(&client, "/v1/rollouts", plan(4)).await.unwrap()["id"].as_u64().unwrap();
+    let r4 = wait_for(&client, &format!("/v1/rollouts/{id4}"), 120, |r| status(r) != "Running").await;
+    assert_eq!(status(&r4), "Stopped");
+    assert_eq!(track(&r4, "cpu")["counts"]["failed"], 8, "{r4:#}");
+    assert_eq!(track(&r4, "cpu")["counts"]["pending"], 32);
+    let evidence = &track(&r4, "cpu")["last_decision"]["evidence"];
+    assert!(evidence["failure_lower"].as_f64().unwrap() > 0.35, "{evidence}");
+    assert_eq!(versions(&get(&client, "/v1/devices").await, "vibration-mlp").get("2"), Some(&50));
+
+    // Everything above is in the audit chain, which verifies.
+    let audit = get(&client, "/v1/audit?limit=1000").await;
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for expected in [
+        "device.label",
+        "model.push",
+        "rollout.create",
+        "rollout.hold",
+        "rollout.promote_override",
+        "rollout.promote",
+        "rollout.completed",
+        "rollout.gate_failed_rollback",
+        "rollout.rollback",
+    ] {
+        assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+    }
+    let alice = audit.as_array().unwrap().iter().find(|e| e["action"] == "rollout.promote_override").unwrap();
+    assert_eq!(alice["actor"], "alice");
+    let verified = get(&client, "/v1/audit/verify").await;
+    assert_eq!(verified["ok"], true, "{verified}");
+    let health = get(&client, "/v1/health").await;
+    assert_eq!(health.as_array().unwrap().len(), 50);
+
+    agents.stop().await;
+    shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+}
