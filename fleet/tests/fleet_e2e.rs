@@ -176,3 +176,36 @@ async fn staged_rollouts_with_gates_per_hardware_track_on_fifty_agents() {
     shutdown.cancel();
     server.task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_against_an_external_mosquitto_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = Overrides {
+        data_dir: Some(dir.path().join("fleet")),
+        http_listen: Some("127.0.0.1:0".into()),
+        mqtt_listen: None,
+        mqtt_url: Some("mqtt://127.0.0.1:1883".into()),
+        trust_store: Some(trust_file(dir.path())),
+    };
+    let namespace = unique_namespace();
+    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.clone())];
+    let shutdown = CancellationToken::new();
+    let server =
+        edgefleet::server::start(ServeConfig::load(None, env, &flags).unwrap(), shutdown.clone()).await.unwrap();
+    assert!(!server.embedded_broker);
+    assert_eq!(server.mqtt_url, "mqtt://127.0.0.1:1883");
+    let client = Client::new(&format!("http://{}", server.http_addr), "dave");
+    let agents = Agents::start(dir.path(), &server.mqtt_url, &namespace, &devices("mq", 8, Cpu));
+    wait_for(&client, "/v1/devices", 60, |d| d.as_array().unwrap().len() == 8).await;
+    push(&client, package(2, &[(Cpu, &model("vibration_mlp.onnx"))])).await.unwrap();
+    let mut p = plan(2);
+    p["stages"] = json!("50%,100%");
+    p["max_failure_rate"] = json!("45%");
+    let id = post(&client, "/v1/rollouts", p).await.unwrap()["id"].as_u64().unwrap();
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| status(r) != "Running").await;
+    assert_eq!(status(&done), "Completed", "{done:#}");
+    assert_eq!(versions(&get(&client, "/v1/devices").await, "vibration-mlp").get("2"), Some(&8));
+    agents.stop().await;
+    shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+}

@@ -171,3 +171,68 @@ pub fn versions(devices: &Value, model: &str) -> std::collections::BTreeMap<Stri
 pub fn status(rollout: &Value) -> String {
     rollout["status"].as_str().unwrap_or_default().to_string()
 }
+
+/// A free TCP port on loopback (bound and released; a small race other tests can lose).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `edgefleet serve` as a child process (so SIGKILL and crashes are real).
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub http: String,
+    pub mqtt: String,
+}
+
+impl ServeProcess {
+    pub fn spawn(data_dir: &Path, trust: &Path, namespace: &str, mqtt_port: u16, http_port: u16) -> ServeProcess {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.with_extension("log")).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_edgefleet"))
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}")])
+            .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
+            .arg("--trust-store")
+            .arg(trust)
+            .env("EDGEFLEET_SERVE__NAMESPACE", namespace)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        ServeProcess {
+            child,
+            http: format!("http://127.0.0.1:{http_port}"),
+            mqtt: format!("mqtt://127.0.0.1:{mqtt_port}"),
+        }
+    }
+
+    /// Waits until the API answers.
+    pub async fn ready(&mut self, client: &Client) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(self.child.try_wait().unwrap().is_none(), "edgefleet serve exited");
+            let c = client.clone();
+            if tokio::task::spawn_blocking(move || c.get("/v1/status")).await.unwrap().is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "edgefleet serve did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn sigkill(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
