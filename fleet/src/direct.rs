@@ -123,6 +123,9 @@ pub async fn deploy(
     options.set_max_packet_size(256 * 1024, 256 * 1024);
     options.set_keep_alive(Duration::from_secs(15));
     let (client, mut eventloop) = AsyncClient::new(options, 256);
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let topic = |kind| Topic::new(&request.namespace, &request.device, kind).to_string();
     for kind in [TopicKind::ChunkRequest, TopicKind::Deployment, TopicKind::Ack] {
         client.subscribe(topic(kind), QoS::AtLeastOnce).await.map_err(|e| DirectError::Mqtt(e.to_string()))?;

@@ -199,6 +199,17 @@ pub struct Counters {
     pub commands_sent: u64,
     /// Storage commits.
     pub commits: u64,
+    /// Time spent in storage commits, microseconds.
+    pub commit_us_total: u64,
+    /// Longest storage commit, microseconds.
+    pub commit_us_max: u64,
+    /// Gate decisions taken (promote, complete, fail).
+    pub gate_decisions: u64,
+    /// Total time from the start of the batch holding the deciding input to the decision's
+    /// commands being handed to the publisher (commit included), microseconds.
+    pub gate_decision_us_total: u64,
+    /// Longest such time, microseconds.
+    pub gate_decision_us_max: u64,
 }
 
 /// Settings the core needs.
@@ -231,6 +242,7 @@ pub struct Core {
     outbound: Vec<Outbound>,
     counters: Counters,
     next_command_id: u64,
+    decided_in_batch: u64,
 }
 
 impl Core {
@@ -254,6 +266,7 @@ impl Core {
             counters: Counters::default(),
             // Random start (63 bits), then sequential: unique across restarts in practice.
             next_command_id: u64::from_le_bytes(seed) >> 2,
+            decided_in_batch: 0,
         })
     }
 
@@ -265,6 +278,7 @@ impl Core {
         send: impl Fn(Outbound),
     ) -> Result<(), StoreError> {
         while let Some(first) = inputs.recv().await {
+            let started = std::time::Instant::now();
             let mut batch = vec![first];
             while batch.len() < 1024 {
                 match inputs.try_recv() {
@@ -298,6 +312,13 @@ impl Core {
             for out in self.outbound.drain(..) {
                 send(out);
             }
+            if self.decided_in_batch > 0 {
+                let took = started.elapsed().as_micros() as u64;
+                self.counters.gate_decisions += self.decided_in_batch;
+                self.counters.gate_decision_us_total += took * self.decided_in_batch;
+                self.counters.gate_decision_us_max = self.counters.gate_decision_us_max.max(took);
+                self.decided_in_batch = 0;
+            }
         }
         Ok(())
     }
@@ -312,8 +333,12 @@ impl Core {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         self.db.write(&batch)?;
+        let took = started.elapsed().as_micros() as u64;
         self.counters.commits += 1;
+        self.counters.commit_us_total += took;
+        self.counters.commit_us_max = self.counters.commit_us_max.max(took);
         self.dirty_devices.clear();
         self.dirty_models.clear();
         self.dirty_rollouts.clear();
@@ -467,6 +492,15 @@ impl Core {
 
     fn perform(&mut self, id: u32, action: Action) {
         let subject = format!("rollout/{id}");
+        if matches!(
+            action,
+            Action::Promoted { .. }
+                | Action::TrackCompleted { .. }
+                | Action::TrackRolledBack { .. }
+                | Action::Paused { track: Some(_), .. }
+        ) {
+            self.decided_in_batch += 1;
+        }
         match action {
             Action::Dispatch { device, deployment_id: _ } => {
                 if let Some(r) = self.rollouts.get_mut(&id) {

@@ -26,7 +26,13 @@ pub fn client(host: &str, port: u16, namespace: &Namespace, max_packet_bytes: us
     options.set_clean_session(false);
     options.set_manual_acks(true);
     options.set_inflight(1000);
-    AsyncClient::new(options, 16_384)
+    let (client, mut eventloop) = AsyncClient::new(options, 16_384);
+    // Nagle + delayed ACKs add ~40 ms per small message (PITFALLS); commands must not wait.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network.set_connection_timeout(10);
+    eventloop.set_network_options(network);
+    (client, eventloop)
 }
 
 fn subscriptions(namespace: &Namespace) -> Vec<(String, QoS)> {
