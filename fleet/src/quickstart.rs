@@ -89,5 +89,9 @@ pub(crate) fn run(dir: &Path) -> Result<()> {
         key_dir.join(keys::TRUST_STORE_FILE).display()
     );
     println!("  cargo run --release --bin edgefleet -- package build --help");
+    println!(
+        "  cargo run --release --bin edgefleet -- serve --mqtt-listen 127.0.0.1:1884 --trust-store {}   # then README: \"Run a fleet manager\"",
+        key_dir.join(keys::TRUST_STORE_FILE).display()
+    );
     Ok(())
 }
