@@ -209,6 +209,16 @@ pub(crate) struct CreateArgs {
     /// Probation p99 latency budget in µs (0: none).
     #[arg(long)]
     probation_max_p99_us: Option<u64>,
+    /// Health gate: largest tolerated inference error-rate increase of the new version's
+    /// devices over the same track's devices still on the old version (e.g. 1%).
+    #[arg(long)]
+    max_error_rate_increase: Option<String>,
+    /// Health gate: largest tolerated p99 latency ratio, new over old (e.g. 1.5).
+    #[arg(long)]
+    max_p99_ratio: Option<f64>,
+    /// Health gate: inferences the new version's devices must run before it decides (default 200).
+    #[arg(long)]
+    min_inferences: Option<u64>,
     /// Resolve targets, stages, bytes and duration; send nothing.
     #[arg(long)]
     dry_run: bool,
@@ -460,6 +470,9 @@ fn request_from(args: &CreateArgs) -> Result<RolloutRequest> {
     put("probation_min_inferences", args.probation_min_inferences.map(|v| toml::Value::Integer(i64::from(v))));
     put("probation_max_error_rate", text(&args.probation_max_error_rate));
     put("probation_max_p99_us", args.probation_max_p99_us.map(|v| toml::Value::Integer(v as i64)));
+    put("max_error_rate_increase", text(&args.max_error_rate_increase));
+    put("max_p99_ratio", args.max_p99_ratio.map(toml::Value::Float));
+    put("min_inferences", args.min_inferences.map(|v| toml::Value::Integer(v as i64)));
     if !table.contains_key("model") || !table.contains_key("version_seq") {
         anyhow::bail!("a rollout needs --model and --version-seq (or both in --plan)");
     }
@@ -540,6 +553,33 @@ fn print_status(r: &Value) {
                 e["max_failure_rate"],
                 e["unreachable"]
             );
+            let h = &e["health"];
+            if !h.is_null() {
+                let fig = |c: &Value| {
+                    if c.is_null() {
+                        "none".to_string()
+                    } else {
+                        format!(
+                            "{} devices, {} inferences, {} errors, p99 {}µs",
+                            c["devices"],
+                            c["inferences"],
+                            c["errors"],
+                            s(&c["p99_us"])
+                        )
+                    }
+                };
+                println!(
+                    "      health gate: {} — new {} vs control {}; error rate new {:?} vs control {:?} (tolerance +{}), p99 ratio {} (max {})",
+                    s(&h["verdict"]),
+                    fig(&h["new"]),
+                    fig(&h["control"]),
+                    h["new_error_rate"],
+                    h["control_error_rate"],
+                    h["gate"]["max_error_rate_increase"],
+                    s(&h["p99_ratio"]),
+                    h["gate"]["max_p99_ratio"]
+                );
+            }
         }
     }
     if let Some(reasons) = r["failure_reasons"].as_object().filter(|m| !m.is_empty()) {

@@ -209,3 +209,66 @@ async fn works_against_an_external_mosquitto_broker() {
     shutdown.cancel();
     server.task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_regression_against_the_control_cohort_stops_the_release_and_rolls_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = Overrides {
+        data_dir: Some(dir.path().join("fleet")),
+        http_listen: Some("127.0.0.1:0".into()),
+        mqtt_listen: Some("127.0.0.1:0".into()),
+        mqtt_url: None,
+        trust_store: Some(trust_file(dir.path())),
+    };
+    let namespace = unique_namespace();
+    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.clone())];
+    let shutdown = CancellationToken::new();
+    let server =
+        edgefleet::server::start(ServeConfig::load(None, env, &flags).unwrap(), shutdown.clone()).await.unwrap();
+    let client = Client::new(&format!("http://{}", server.http_addr), "erin");
+    // Devices run inferences on synthetic sensor data and report health every second.
+    let extra = [
+        ("EDGEFLEET_AGENT__INPUT__SOURCE", "synthetic"),
+        ("EDGEFLEET_AGENT__INPUT__RATE_HZ", "100"),
+        ("EDGEFLEET_AGENT__HEALTH__INTERVAL_SECS", "1"),
+    ];
+    let agents = Agents::start_with(dir.path(), &server.mqtt_url, &namespace, &devices("vib", 10, Cpu), &extra);
+    wait_for(&client, "/v1/devices", 60, |d| d.as_array().unwrap().len() == 10).await;
+
+    // v2: the small MLP everywhere.
+    let small = model("vibration_mlp.onnx");
+    push(&client, package(2, &[(Cpu, &small)])).await.unwrap();
+    let mut p = plan(2);
+    p["stages"] = json!("100%");
+    let id = post(&client, "/v1/rollouts", p).await.unwrap()["id"].as_u64().unwrap();
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 60, |r| status(r) != "Running").await;
+    assert_eq!(status(&done), "Completed", "{done:#}");
+
+    // v3: a much larger network (same inputs and outputs, valid golden vectors, installs
+    // fine) — its p99 is far above the old version's on the same devices.
+    let wide = model("vibration_mlp_wide.onnx");
+    push(&client, package_golden(3, &[(Cpu, &wide)], &wide)).await.unwrap();
+    let mut p = plan(3);
+    p["stages"] = json!("30%,100%");
+    p["bake"] = json!("3s");
+    p["max_failure_rate"] = json!("60%");
+    p["max_p99_ratio"] = json!(1.5);
+    p["max_error_rate_increase"] = json!("5%");
+    p["min_inferences"] = json!(100);
+    let id = post(&client, "/v1/rollouts", p).await.unwrap()["id"].as_u64().unwrap();
+    let r = wait_for(&client, &format!("/v1/rollouts/{id}"), 90, |r| status(r) != "Running").await;
+    assert_eq!(status(&r), "Stopped", "{r:#}");
+    let decision = &track(&r, "cpu")["last_decision"];
+    assert_eq!(decision["decision"], "gate failed: rolled back", "{r:#}");
+    assert_eq!(track(&r, "cpu")["stage"], 1, "caught at the canary stage: {r:#}");
+    let health = &decision["evidence"]["health"];
+    assert_eq!(health["verdict"], "Regressed", "{health:#}");
+    assert!(health["p99_ratio"].as_f64().unwrap() > 1.5, "{health:#}");
+    assert_eq!(health["control"]["devices"], 7, "{health:#}");
+    assert_eq!(track(&r, "cpu")["counts"]["rolledback"], 3, "{r:#}");
+    // The three canaries went back to v2; the other seven never left it.
+    wait_for(&client, "/v1/devices", 60, |d| versions(d, "vibration-mlp").get("2") == Some(&10)).await;
+    agents.stop().await;
+    shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+}

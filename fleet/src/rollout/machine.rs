@@ -10,7 +10,7 @@
 //! Events are idempotent: the same event twice changes nothing the second time, and events
 //! about unknown devices are ignored.
 
-use super::plan::{OnFail, PlanError, RolloutPlan};
+use super::plan::{HealthGate, OnFail, PlanError, RolloutPlan};
 use super::stats::{wilson, z_for_confidence};
 use edgefleet_protocol::DeviceId;
 use edgefleet_protocol::command::DeploymentId;
@@ -77,6 +77,18 @@ pub enum Event {
     Abort,
     /// Operator: stop the rollout and roll every committed device back.
     Rollback,
+    /// Inference figures of a track's cohorts, computed by the driver from health reports:
+    /// `new` = its devices that committed the new version, `control` = its devices still on
+    /// the old one. Replaces the previous figures (an empty control keeps the last non-empty
+    /// one, so the last stage still has a baseline).
+    CohortHealth {
+        /// The track.
+        track: HardwareClass,
+        /// Devices on the new version.
+        new: CohortFigures,
+        /// Devices on the old version.
+        control: CohortFigures,
+    },
     /// Operator: promote a track whose gate holds (inconclusive or short of samples) at
     /// `stage`, overriding the hold. Ignored unless that track is gating at that stage and its
     /// gate has not failed: an operator can break a tie, never overrule a failed gate.
@@ -152,11 +164,69 @@ pub enum Action {
     Aborted,
 }
 
+/// Inference counters of one cohort (sums over its devices' latest health reports).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CohortFigures {
+    /// Devices that reported figures.
+    pub devices: u32,
+    /// Inferences run.
+    pub inferences: u64,
+    /// Inferences that failed.
+    pub errors: u64,
+    /// Median over devices of each device's p99 latency, microseconds.
+    pub p99_us: Option<u32>,
+}
+
+/// A track's latest cohort figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cohorts {
+    /// Devices on the new version.
+    pub new: CohortFigures,
+    /// The last non-empty control cohort.
+    pub control: Option<CohortFigures>,
+}
+
+/// What the health gate concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HealthVerdict {
+    /// The new version is not worse beyond the tolerances.
+    Fine,
+    /// The new cohort's error rate or p99 is worse beyond the tolerance.
+    Regressed,
+    /// The new cohort has run too few inferences.
+    InsufficientInferences,
+    /// The error-rate bounds straddle the tolerance.
+    Inconclusive,
+    /// No control cohort was ever seen (a single 100% stage): nothing to compare against.
+    NoControl,
+}
+
+/// The numbers the health gate decided on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthEvidence {
+    /// The gate's settings.
+    pub gate: HealthGate,
+    /// Devices on the new version.
+    pub new: CohortFigures,
+    /// Devices on the old version.
+    pub control: Option<CohortFigures>,
+    /// Wilson bounds of the new cohort's error rate.
+    pub new_error_rate: (f64, f64),
+    /// Wilson bounds of the control cohort's error rate.
+    pub control_error_rate: Option<(f64, f64)>,
+    /// New p99 over control p99.
+    pub p99_ratio: Option<f64>,
+    /// The conclusion.
+    pub verdict: HealthVerdict,
+}
+
 /// Why a track holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldReason {
     /// Fewer completed devices than the gate needs.
     InsufficientSample,
+    /// The new version's cohort has run fewer inferences than the health gate needs.
+    InsufficientInferences,
     /// The failure-rate bounds straddle the threshold.
     Inconclusive,
     /// Too many dispatched devices never answered.
@@ -207,6 +277,9 @@ pub struct GateEvidence {
     pub max_unreachable_rate: f64,
     /// Confidence of the bounds.
     pub confidence: f64,
+    /// The inference-health comparison, when the plan has a health gate.
+    #[serde(default)]
+    pub health: Option<Box<HealthEvidence>>,
 }
 
 /// Where one device stands.
@@ -300,6 +373,9 @@ pub struct Track {
     pub stage: usize,
     /// Where the current stage stands.
     pub phase: TrackPhase,
+    /// Latest inference figures of its cohorts.
+    #[serde(default)]
+    pub cohorts: Cohorts,
 }
 
 /// A rollout that cannot be created.
@@ -364,6 +440,7 @@ impl Rollout {
                     members: vec![i],
                     stage: 0,
                     phase: TrackPhase::Dispatching,
+                    cohorts: Cohorts::default(),
                 }),
             }
         }
@@ -502,6 +579,13 @@ impl Rollout {
                 if !self.status.terminal() {
                     self.status = RolloutStatus::Aborted;
                     actions.push(Action::Aborted);
+                }
+            }
+            Event::CohortHealth { track, new, control } => {
+                if let Some(t) = self.tracks.iter_mut().find(|t| t.hardware == track) {
+                    let control =
+                        if control.devices > 0 && control.inferences > 0 { Some(control) } else { t.cohorts.control };
+                    t.cohorts = Cohorts { new, control };
                 }
             }
             Event::Promote { track, stage } => {
@@ -719,6 +803,7 @@ impl Rollout {
             unreachable_rate: 0.0,
             max_unreachable_rate: self.plan.max_unreachable_rate,
             confidence: self.plan.confidence,
+            health: None,
         };
         for &i in &track.members {
             let state = self.devices[i as usize].state;
@@ -752,7 +837,46 @@ impl Rollout {
         if e.dispatched > 0 {
             e.unreachable_rate = f64::from(e.unreachable) / f64::from(e.dispatched);
         }
+        e.health = self.plan.health.as_ref().map(|gate| Box::new(self.health_evidence(gate, &track.cohorts)));
         e
+    }
+
+    fn health_evidence(&self, gate: &HealthGate, cohorts: &Cohorts) -> HealthEvidence {
+        let z = z_for_confidence(self.plan.confidence);
+        let new = cohorts.new;
+        let new_bounds = wilson(new.errors, new.inferences, z);
+        let control = cohorts.control;
+        let control_bounds = control.map(|c| wilson(c.errors, c.inferences, z));
+        let p99_ratio = match (new.p99_us, control.and_then(|c| c.p99_us)) {
+            (Some(n), Some(c)) => Some(f64::from(n) / f64::from(c.max(1))),
+            _ => None,
+        };
+        // A control p99 with no new p99 yet (the new cohort's reports had empty windows): the
+        // latency comparison cannot be made, so wait rather than pass on errors alone.
+        let new_p99_missing = new.p99_us.is_none() && control.is_some_and(|c| c.p99_us.is_some());
+        let verdict = match control_bounds {
+            _ if new.inferences < gate.min_inferences || new_p99_missing => HealthVerdict::InsufficientInferences,
+            None => HealthVerdict::NoControl,
+            Some(c) => {
+                let latency_regressed = p99_ratio.is_some_and(|r| r > gate.max_p99_ratio);
+                if latency_regressed || new_bounds.lower - c.upper > gate.max_error_rate_increase {
+                    HealthVerdict::Regressed
+                } else if new_bounds.upper - c.lower <= gate.max_error_rate_increase {
+                    HealthVerdict::Fine
+                } else {
+                    HealthVerdict::Inconclusive
+                }
+            }
+        };
+        HealthEvidence {
+            gate: gate.clone(),
+            new,
+            control,
+            new_error_rate: (new_bounds.lower, new_bounds.upper),
+            control_error_rate: control_bounds.map(|b| (b.lower, b.upper)),
+            p99_ratio,
+            verdict,
+        }
     }
 
     fn decide(&self, e: &GateEvidence) -> Verdict {
@@ -763,13 +887,21 @@ impl Rollout {
         if e.failure_lower > e.max_failure_rate {
             return Verdict::Fail;
         }
+        let health = e.health.as_ref().map(|h| h.verdict);
+        if health == Some(HealthVerdict::Regressed) {
+            return Verdict::Fail;
+        }
         if e.unreachable_rate > e.max_unreachable_rate {
             return Verdict::Hold(HoldReason::UnreachableBudget);
         }
-        if e.failure_upper <= e.max_failure_rate {
-            return Verdict::Pass;
+        if e.failure_upper > e.max_failure_rate {
+            return Verdict::Hold(HoldReason::Inconclusive);
         }
-        Verdict::Hold(HoldReason::Inconclusive)
+        match health {
+            Some(HealthVerdict::InsufficientInferences) => Verdict::Hold(HoldReason::InsufficientInferences),
+            Some(HealthVerdict::Inconclusive) => Verdict::Hold(HoldReason::Inconclusive),
+            _ => Verdict::Pass,
+        }
     }
 }
 

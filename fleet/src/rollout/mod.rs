@@ -20,7 +20,7 @@ mod proptests;
 mod tests;
 
 pub use machine::{
-    Action, DeviceState, Event, GateEvidence, HoldReason, PauseReason, Rollout, RolloutError, RolloutId, RolloutStatus,
-    Target,
+    Action, CohortFigures, Cohorts, DeviceState, Event, GateEvidence, HealthEvidence, HealthVerdict, HoldReason,
+    PauseReason, Rollout, RolloutError, RolloutId, RolloutStatus, Target,
 };
-pub use plan::{OnFail, PlanError, RolloutPlan};
+pub use plan::{HealthGate, OnFail, PlanError, RolloutPlan};

@@ -41,6 +41,24 @@ pub struct RolloutPlan {
     pub max_concurrent_downloads: u32,
     /// What a failing gate does to its track.
     pub on_fail: OnFail,
+    /// Inference-health gate against a control cohort (None: install outcomes only).
+    #[serde(default)]
+    pub health: Option<HealthGate>,
+}
+
+/// The inference-health part of a gate: the cohort of a track's devices running the new
+/// version against the control cohort, the same track's devices still on the old version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthGate {
+    /// Largest tolerated increase of the inference error rate, absolute (0.01 = one
+    /// percentage point), decided on Wilson bounds of both cohorts.
+    pub max_error_rate_increase: f64,
+    /// Largest tolerated ratio of p99 latency, new over control (each cohort's figure is the
+    /// median of its devices' p99 over their last report window).
+    pub max_p99_ratio: f64,
+    /// Inferences the new cohort must have run before the health gate decides.
+    pub min_inferences: u64,
 }
 
 fn default_confidence() -> f64 {
@@ -90,6 +108,9 @@ pub enum PlanError {
     /// A zero limit.
     #[error("{0}: must be at least 1")]
     Zero(&'static str),
+    /// A latency ratio below 1 (or not a number).
+    #[error("max_p99_ratio: {0} must be a number of at least 1.0 (1.5 = 50% slower tolerated)")]
+    Ratio(f64),
     /// Text that does not parse.
     #[error("{field}: cannot parse {text:?}: {why}")]
     Parse {
@@ -116,6 +137,15 @@ impl RolloutPlan {
         }
         if self.max_concurrent_downloads == 0 {
             return Err(PlanError::Zero("max_concurrent_downloads"));
+        }
+        if let Some(h) = &self.health {
+            check_rate("max_error_rate_increase", h.max_error_rate_increase)?;
+            if !(h.max_p99_ratio.is_finite() && h.max_p99_ratio >= 1.0) {
+                return Err(PlanError::Ratio(h.max_p99_ratio));
+            }
+            if h.min_inferences == 0 {
+                return Err(PlanError::Zero("min_inferences"));
+            }
         }
         Ok(())
     }
@@ -211,6 +241,7 @@ mod tests {
             max_unreachable_rate: 0.2,
             max_concurrent_downloads: 100,
             on_fail: OnFail::Pause,
+            health: None,
         }
     }
 

@@ -38,6 +38,9 @@ fn arb_plan() -> impl Strategy<Value = RolloutPlan> {
             p.max_unreachable_rate = max_unreachable_rate;
             p.max_concurrent_downloads = conc;
             p.confidence = confidence;
+            if conc % 3 == 0 {
+                p.health = Some(HealthGate { max_error_rate_increase: 0.02, max_p99_ratio: 1.5, min_inferences: 500 });
+            }
             p
         },
     )
@@ -72,7 +75,25 @@ fn concrete(r: &Rollout, targets: &[Target], (kind, sel, dt): Step, fail_weight:
     };
     match kind % 100 {
         0..=3 => Event::Start,
-        4..=18 => Event::Tick { now_ms: r.now_ms() + u64::from(dt) },
+        4..=17 => Event::Tick { now_ms: r.now_ms() + u64::from(dt) },
+        18 if !r.tracks().is_empty() => {
+            // Cohort figures: anything from clean to clearly regressed, sometimes no control.
+            let track = r.tracks()[sel as usize % r.tracks().len()].hardware;
+            let inferences = u64::from(dt) * 10;
+            let new = CohortFigures {
+                devices: 1 + sel % 7,
+                inferences,
+                errors: inferences * u64::from(sel % 5) / 40,
+                p99_us: Some(100 + (sel % 300)),
+            };
+            let control = CohortFigures {
+                devices: sel % 3,
+                inferences: u64::from(sel % 3) * 5_000,
+                errors: u64::from(sel % 3) * 20,
+                p99_us: (sel % 3 > 0).then_some(150),
+            };
+            Event::CohortHealth { track, new, control }
+        }
         19 if !r.tracks().is_empty() => {
             // An operator override, usually for the stage the track is at.
             let track = &r.tracks()[sel as usize % r.tracks().len()];

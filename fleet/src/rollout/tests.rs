@@ -18,6 +18,7 @@ pub(super) fn plan(stages: &[u8], max_failure_rate: f64, min_sample: u32, on_fai
         max_unreachable_rate: 0.2,
         max_concurrent_downloads: 16,
         on_fail,
+        health: None,
     }
 }
 
@@ -373,4 +374,85 @@ fn state_round_trips_through_json() {
     let json = serde_json::to_string(&r).unwrap();
     let back: Rollout = serde_json::from_str(&json).unwrap();
     assert_eq!(back, r);
+}
+
+fn health_plan() -> RolloutPlan {
+    let mut p = plan(&[20, 100], 0.5, 5, OnFail::Rollback);
+    p.health = Some(HealthGate { max_error_rate_increase: 0.01, max_p99_ratio: 1.5, min_inferences: 1_000 });
+    p
+}
+
+fn figures(devices: u32, inferences: u64, errors: u64, p99_us: u32) -> CohortFigures {
+    CohortFigures { devices, inferences, errors, p99_us: Some(p99_us) }
+}
+
+fn gated(r: &mut Rollout) -> Vec<Action> {
+    // 20% of 50 = 10 devices commit; the install gate alone would pass.
+    let (actions, _) = drive(r, |_| Outcome::Commit);
+    actions
+}
+
+#[test]
+fn an_error_rate_regression_against_the_control_cohort_fails_the_gate() {
+    let mut r = Rollout::new(RolloutId(20), health_plan(), fleet(&[(HardwareClass::Cpu, 50)])).unwrap();
+    let before = gated(&mut r);
+    // No figures yet: the install gate passes but the health gate needs inferences.
+    assert!(
+        before.iter().any(|a| matches!(a, Action::Held { reason: HoldReason::InsufficientInferences, .. })),
+        "{before:?}"
+    );
+    // 5% errors on the new version vs 0.1% on the old one, with plenty of inferences.
+    let out = r.handle(Event::CohortHealth {
+        track: HardwareClass::Cpu,
+        new: figures(10, 20_000, 1_000, 120),
+        control: figures(40, 80_000, 80, 110),
+    });
+    let evidence = out
+        .iter()
+        .find_map(|a| match a {
+            Action::TrackRolledBack { evidence, .. } => Some(evidence.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let health = evidence.health.unwrap();
+    assert_eq!(health.verdict, HealthVerdict::Regressed);
+    assert!(health.new_error_rate.0 > health.control_error_rate.unwrap().1 + 0.01);
+    assert_eq!(out.iter().filter(|a| matches!(a, Action::RollBackDevice { .. })).count(), 10);
+}
+
+#[test]
+fn a_latency_regression_fails_and_a_healthy_cohort_passes() {
+    let targets = fleet(&[(HardwareClass::Gpu, 50)]);
+    let mut slow = Rollout::new(RolloutId(21), health_plan(), targets.clone()).unwrap();
+    gated(&mut slow);
+    let out = slow.handle(Event::CohortHealth {
+        track: HardwareClass::Gpu,
+        new: figures(10, 5_000, 0, 400),
+        control: figures(40, 20_000, 0, 100),
+    });
+    assert!(out.iter().any(|a| matches!(a, Action::TrackRolledBack { .. })), "4x p99 must fail: {out:?}");
+
+    let mut fine = Rollout::new(RolloutId(22), health_plan(), targets).unwrap();
+    gated(&mut fine);
+    let out = fine.handle(Event::CohortHealth {
+        track: HardwareClass::Gpu,
+        new: figures(10, 5_000, 1, 105),
+        control: figures(40, 20_000, 3, 100),
+    });
+    assert!(out.iter().any(|a| matches!(a, Action::Promoted { stage: 1, .. })), "{out:?}");
+    // The last stage has no control cohort left; the last one seen stays the baseline.
+    let mut queue: VecDeque<Action> = out.into();
+    while let Some(action) = queue.pop_front() {
+        if let Action::Dispatch { device, .. } = action {
+            queue.extend(fine.handle(Event::DeviceCommitted { device }));
+        }
+    }
+    fine.handle(Event::CohortHealth {
+        track: HardwareClass::Gpu,
+        new: figures(50, 30_000, 2, 100),
+        control: CohortFigures::default(),
+    });
+    fine.handle(Event::Tick { now_ms: 1_000_000 });
+    assert_eq!(fine.status(), RolloutStatus::Completed);
+    assert_eq!(fine.tracks()[0].cohorts.control, Some(figures(40, 20_000, 3, 100)));
 }

@@ -22,6 +22,37 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::{mpsc, oneshot};
 
+/// Sums a cohort's figures from its devices' latest health reports.
+#[derive(Default)]
+struct CohortSum {
+    devices: u32,
+    inferences: u64,
+    errors: u64,
+    p99s: Vec<u32>,
+}
+
+impl CohortSum {
+    fn add(&mut self, m: &super::registry::ModelFigures) {
+        self.devices += 1;
+        self.inferences += m.inference_count;
+        self.errors += m.error_count;
+        // p99 is over the device's last report window; 0 means the window was empty.
+        if m.latency_p99_us > 0 {
+            self.p99s.push(m.latency_p99_us);
+        }
+    }
+
+    fn figures(mut self) -> crate::rollout::CohortFigures {
+        self.p99s.sort_unstable();
+        crate::rollout::CohortFigures {
+            devices: self.devices,
+            inferences: self.inferences,
+            errors: self.errors,
+            p99_us: self.p99s.get(self.p99s.len() / 2).copied(),
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -243,6 +274,7 @@ pub struct Core {
     counters: Counters,
     next_command_id: u64,
     decided_in_batch: u64,
+    health_arrived: bool,
 }
 
 impl Core {
@@ -267,6 +299,7 @@ impl Core {
             // Random start (63 bits), then sequential: unique across restarts in practice.
             next_command_id: u64::from_le_bytes(seed) >> 2,
             decided_in_batch: 0,
+            health_arrived: false,
         })
     }
 
@@ -410,7 +443,8 @@ impl Core {
                     self.dirty_rollouts.insert(id);
                 }
             }
-            Uplink::Presence(_) | Uplink::Health(_) => {}
+            Uplink::Health(_) => self.health_arrived = true,
+            Uplink::Presence(_) => {}
         }
     }
 
@@ -419,6 +453,9 @@ impl Core {
     }
 
     fn tick(&mut self) {
+        if std::mem::take(&mut self.health_arrived) {
+            self.update_cohorts();
+        }
         let now = now_ms();
         for id in self.active_rollout_ids() {
             let Some(r) = self.rollouts.get(&id) else { continue };
@@ -438,6 +475,58 @@ impl Core {
                 self.handle_rollout(id, Event::DeviceUnreachable { device });
             }
             self.handle_rollout(id, Event::Tick { now_ms: now });
+        }
+    }
+
+    /// Recomputes the cohort figures of every running rollout with a health gate from the
+    /// devices' latest health reports, and tells the machine when they changed.
+    fn update_cohorts(&mut self) {
+        for id in self.active_rollout_ids() {
+            let Some(r) = self.rollouts.get(&id) else { continue };
+            if r.machine.plan().health.is_none() || r.machine.status() != RolloutStatus::Running {
+                continue;
+            }
+            let model = r.machine.plan().model.to_string();
+            let version = r.machine.plan().version_seq;
+            let mut events = Vec::new();
+            for track in r.machine.tracks() {
+                let (mut new, mut control) = (CohortSum::default(), CohortSum::default());
+                for (target, state) in r.machine.targets().filter(|(t, _)| t.hardware == track.hardware) {
+                    let Some(device) = self.devices.get(&target.device) else { continue };
+                    // The agent reports every version it served since it started; pick the
+                    // one that matters: the new version for the new cohort, the served one for
+                    // the control cohort.
+                    let wanted = match state {
+                        DeviceState::Committed => version,
+                        DeviceState::Pending => match device.served_version(&model) {
+                            Some(v) if v != version => v,
+                            _ => continue,
+                        },
+                        _ => continue,
+                    };
+                    let Some(figures) = device
+                        .health
+                        .back()
+                        .and_then(|h| h.models.iter().find(|m| m.name == model && m.version_seq == wanted))
+                    else {
+                        continue;
+                    };
+                    if state == DeviceState::Committed {
+                        new.add(figures);
+                    } else {
+                        control.add(figures);
+                    }
+                }
+                let (new, control) = (new.figures(), control.figures());
+                let unchanged =
+                    track.cohorts.new == new && (control.devices == 0 || track.cohorts.control == Some(control));
+                if !unchanged {
+                    events.push(Event::CohortHealth { track: track.hardware, new, control });
+                }
+            }
+            for event in events {
+                self.handle_rollout(id, event);
+            }
         }
     }
 

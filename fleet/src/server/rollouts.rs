@@ -63,6 +63,16 @@ pub struct RolloutRequest {
     /// Probation p99 budget in µs, 0 = none (default: the server's).
     #[serde(default)]
     pub probation_max_p99_us: Option<u64>,
+    /// Health gate: largest tolerated inference error-rate increase over the control cohort,
+    /// e.g. `1%` (setting any health field turns the health gate on).
+    #[serde(default)]
+    pub max_error_rate_increase: Option<String>,
+    /// Health gate: largest tolerated p99 ratio new/control, e.g. `1.5`.
+    #[serde(default)]
+    pub max_p99_ratio: Option<f64>,
+    /// Health gate: inferences the new cohort must run before it decides (default 200).
+    #[serde(default)]
+    pub min_inferences: Option<u64>,
 }
 
 fn default_stages() -> String {
@@ -129,6 +139,7 @@ impl RolloutRequest {
             max_unreachable_rate: parse_rate("max_unreachable_rate", &self.max_unreachable_rate).map_err(invalid)?,
             max_concurrent_downloads: self.max_concurrent_downloads,
             on_fail: self.on_fail,
+            health: self.health_gate()?,
         };
         plan.validate().map_err(invalid)?;
         let mut probation = *defaults;
@@ -146,6 +157,25 @@ impl RolloutRequest {
             probation.max_p99_latency_us = us;
         }
         Ok((plan, probation))
+    }
+}
+
+impl RolloutRequest {
+    fn health_gate(&self) -> Result<Option<crate::rollout::HealthGate>, RequestError> {
+        if self.max_error_rate_increase.is_none() && self.max_p99_ratio.is_none() && self.min_inferences.is_none() {
+            return Ok(None);
+        }
+        let increase = match &self.max_error_rate_increase {
+            Some(text) => {
+                parse_rate("max_error_rate_increase", text).map_err(|e| RequestError::Invalid(e.to_string()))?
+            }
+            None => 0.01,
+        };
+        Ok(Some(crate::rollout::HealthGate {
+            max_error_rate_increase: increase,
+            max_p99_ratio: self.max_p99_ratio.unwrap_or(1.5),
+            min_inferences: self.min_inferences.unwrap_or(200),
+        }))
     }
 }
 

@@ -43,6 +43,11 @@ fn fixture_manifest() -> Manifest {
 /// golden vectors come from the good model, so a variant built from the faulty model fails
 /// validation on the device (a release that is bad on that hardware only).
 pub fn package(seq: u64, variants: &[(HardwareClass, &[u8])]) -> Vec<u8> {
+    package_golden(seq, variants, &model("vibration_mlp.onnx"))
+}
+
+/// Like [`package`], with golden vectors from `golden_model`.
+pub fn package_golden(seq: u64, variants: &[(HardwareClass, &[u8])], golden_model: &[u8]) -> Vec<u8> {
     let mut manifest = fixture_manifest();
     manifest.name = ModelName::new("vibration-mlp").unwrap();
     manifest.version_seq = seq;
@@ -59,7 +64,7 @@ pub fn package(seq: u64, variants: &[(HardwareClass, &[u8])]) -> Vec<u8> {
             v
         })
         .collect();
-    let mut reference = TractModel::from_bytes(&model("vibration_mlp.onnx")).unwrap();
+    let mut reference = TractModel::from_bytes(golden_model).unwrap();
     manifest.golden = manifest
         .golden
         .iter()
@@ -79,16 +84,30 @@ pub struct Agents {
 
 impl Agents {
     pub fn start(dir: &Path, broker: &str, namespace: &str, fleet: &[(String, HardwareClass)]) -> Agents {
+        Self::start_with(dir, broker, namespace, fleet, &[])
+    }
+
+    /// Like [`Agents::start`] with extra `EDGEFLEET_AGENT__…` settings.
+    pub fn start_with(
+        dir: &Path,
+        broker: &str,
+        namespace: &str,
+        fleet: &[(String, HardwareClass)],
+        extra: &[(&str, &str)],
+    ) -> Agents {
         let trust = trust_file(dir);
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         for (id, class) in fleet {
-            let env = vec![
+            let mut env: Vec<(String, String)> = Vec::new();
+            env.extend([
                 ("EDGEFLEET_AGENT__NAMESPACE".to_string(), namespace.to_string()),
                 ("EDGEFLEET_AGENT__HARDWARE__CLASS".to_string(), class.to_string()),
                 ("EDGEFLEET_AGENT__HEALTH__INTERVAL_SECS".to_string(), "2".to_string()),
                 ("EDGEFLEET_AGENT__MQTT__RECONNECT_MAX_MS".to_string(), "1000".to_string()),
-            ];
+            ]);
+            // Later settings win.
+            env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
             let overrides = Overrides {
                 device_id: Some(id.clone()),
                 broker_url: Some(broker.to_string()),
