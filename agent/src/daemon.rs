@@ -131,6 +131,16 @@ async fn feed_inputs(
 
 /// Runs the agent until `shutdown` fires.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_input(settings, shutdown, None).await
+}
+
+/// Like [`run`], feeding the active model from `source` at `rate_hz` instead of the configured
+/// input source (simulated devices plug their sensor models in here).
+pub async fn run_with_input(
+    settings: Settings,
+    shutdown: CancellationToken,
+    source: Option<(Box<dyn InputSource>, f64)>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
     let mut boot = [0u8; 8];
@@ -351,15 +361,18 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     });
 
     // Optional input source (besides the API).
-    let inputs = match settings.input {
-        InputSetting::Synthetic { rate_hz, seed } => tokio::spawn(feed_inputs(
-            SyntheticSource::new(seed),
+    let inputs = match (source, settings.input) {
+        (Some((source, rate_hz)), _) => {
+            tokio::spawn(feed_inputs(source, rate_hz, inference.clone(), generations.clone(), shutdown.clone()))
+        }
+        (None, InputSetting::Synthetic { rate_hz, seed }) => tokio::spawn(feed_inputs(
+            Box::new(SyntheticSource::new(seed)) as Box<dyn InputSource>,
             rate_hz,
             inference.clone(),
             generations.clone(),
             shutdown.clone(),
         )),
-        InputSetting::None => tokio::spawn(async {}),
+        (None, InputSetting::None) => tokio::spawn(async {}),
     };
 
     shutdown.cancelled().await;

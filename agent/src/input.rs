@@ -15,6 +15,12 @@ pub trait InputSource: Send {
     fn next(&mut self, specs: &[TensorSpec]) -> Option<Vec<Tensor>>;
 }
 
+impl<T: InputSource + ?Sized> InputSource for Box<T> {
+    fn next(&mut self, specs: &[TensorSpec]) -> Option<Vec<Tensor>> {
+        (**self).next(specs)
+    }
+}
+
 /// Seeded random inputs shaped like the model's.
 #[derive(Debug, Clone)]
 pub struct SyntheticSource {

@@ -1,9 +1,11 @@
 //! Simulated Edgefleet devices and their sensors, for tests, benchmarks and the demo.
 //!
-//! So far: [`vibration`], a seeded generator of accelerometer windows for rotating machines in
-//! known states (ground truth for scoring models), reduced to feature vectors by the same
-//! [`edgefleet_firmware::features::FeatureWindow`] code the sensor firmware runs. Simulated
-//! fleets (`SimFleet`) build on it.
+//! - [`vibration`]: a seeded generator of accelerometer windows for rotating machines in known
+//!   states (ground truth for scoring models), reduced to feature vectors by the same
+//!   [`edgefleet_firmware::features::FeatureWindow`] code the sensor firmware runs.
+//! - [`input`]: that sensor as an agent input source.
+//! - [`fleet`]: [`fleet::SimFleet`], N real agents in one process with a seeded hardware mix.
+//! - [`demo`]: the story `edgefleet-sim demo` tells.
 //!
 //! ```
 //! use edgefleet_sim::vibration::{MachineState, VibrationSource};
@@ -14,4 +16,7 @@
 //! assert_eq!(features.len(), 8);
 //! ```
 
+pub mod demo;
+pub mod fleet;
+pub mod input;
 pub mod vibration;

@@ -855,8 +855,8 @@ impl Rollout {
         // latency comparison cannot be made, so wait rather than pass on errors alone.
         let new_p99_missing = new.p99_us.is_none() && control.is_some_and(|c| c.p99_us.is_some());
         let verdict = match control_bounds {
-            _ if new.inferences < gate.min_inferences || new_p99_missing => HealthVerdict::InsufficientInferences,
             None => HealthVerdict::NoControl,
+            _ if new.inferences < gate.min_inferences || new_p99_missing => HealthVerdict::InsufficientInferences,
             Some(c) => {
                 let latency_regressed = p99_ratio.is_some_and(|r| r > gate.max_p99_ratio);
                 if latency_regressed || new_bounds.lower - c.upper > gate.max_error_rate_increase {
@@ -894,14 +894,15 @@ impl Rollout {
         if e.unreachable_rate > e.max_unreachable_rate {
             return Verdict::Hold(HoldReason::UnreachableBudget);
         }
-        if e.failure_upper > e.max_failure_rate {
+        // Wait for inference evidence before calling anything merely inconclusive, so a hold an
+        // operator might override never hides a health check that has not run yet.
+        if health == Some(HealthVerdict::InsufficientInferences) {
+            return Verdict::Hold(HoldReason::InsufficientInferences);
+        }
+        if e.failure_upper > e.max_failure_rate || health == Some(HealthVerdict::Inconclusive) {
             return Verdict::Hold(HoldReason::Inconclusive);
         }
-        match health {
-            Some(HealthVerdict::InsufficientInferences) => Verdict::Hold(HoldReason::InsufficientInferences),
-            Some(HealthVerdict::Inconclusive) => Verdict::Hold(HoldReason::Inconclusive),
-            _ => Verdict::Pass,
-        }
+        Verdict::Pass
     }
 }
 

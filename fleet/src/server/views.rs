@@ -72,7 +72,9 @@ pub fn rollout_detail(r: &RolloutRecord) -> Value {
             let name = t.hardware.to_string();
             let phase = match &t.phase {
                 TrackPhase::Dispatching => "dispatching".to_string(),
-                TrackPhase::Baking { until_ms } => format!("baking until {until_ms}"),
+                TrackPhase::Baking { until_ms } => {
+                    format!("baking, {:.0}s left", until_ms.saturating_sub(super::core::now_ms()) as f64 / 1000.0)
+                }
                 TrackPhase::Gating { last: None } => "gating".to_string(),
                 TrackPhase::Gating { last: Some((reason, _)) } => format!("held ({reason:?})"),
                 TrackPhase::Done => "done".to_string(),

@@ -1,0 +1,348 @@
+//! `edgefleet-sim demo`: the whole story on embedded defaults, nothing else installed.
+//!
+//! A fleet manager (embedded broker and storage) and a simulated fleet (real agents, hardware
+//! mix, vibration sensors) start in this process; a signed baseline model rolls out in stages
+//! with live progress; then a release that installs fine but is ~10× slower on the devices is
+//! stopped at its canary stage by the health gate (p99 against the devices still on the old
+//! version) and rolled back; the audit chain is verified; a summary with numbers follows.
+
+use crate::fleet::{Mix, SimFleet, SimFleetConfig};
+use anyhow::{Context, Result, bail};
+use edgefleet::build::{BuildRequest, ModelArg, build_package};
+use edgefleet::client::Client;
+use edgefleet::keys;
+use edgefleet::server::config::{Overrides, ServeConfig};
+use edgefleet_protocol::hardware::{HardwareClass, Precision};
+use edgefleet_protocol::package::Lineage;
+use edgefleet_protocol::{ModelName, SemVer};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const SMALL_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp.onnx");
+const WIDE_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp_wide.onnx");
+const MARKER: &str = ".edgefleet-demo";
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Where everything goes (recreated; must be a previous demo dir or absent).
+    pub dir: PathBuf,
+    /// Simulated devices.
+    pub devices: usize,
+    /// Hardware mix.
+    pub mix: Mix,
+    /// Seed.
+    pub seed: u64,
+    /// Leave the fleet manager and devices running at the end.
+    pub keep_running: bool,
+}
+
+async fn api(client: &Client, path: &str, body: Option<Value>) -> Result<Value> {
+    let (c, p) = (client.clone(), path.to_string());
+    let answer = tokio::task::spawn_blocking(move || match body {
+        Some(b) => c.post_json(&p, &b),
+        None => c.get(&p),
+    })
+    .await?;
+    answer.with_context(|| format!("fleet manager API {path}"))
+}
+
+async fn push(client: &Client, file: &Path) -> Result<Value> {
+    let (c, bytes) = (client.clone(), std::fs::read(file)?);
+    Ok(tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await??)
+}
+
+fn build(dir: &Path, model: &Path, seq: u64, label: &str) -> Result<PathBuf> {
+    let out = dir.join(format!("vibration-mlp-{seq}.efpkg"));
+    let arg = |class| ModelArg { class, precision: Precision::Fp32, path: model.to_path_buf() };
+    build_package(&BuildRequest {
+        name: ModelName::new("vibration-mlp").map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        version_seq: seq,
+        label: label.into(),
+        models: vec![arg(HardwareClass::Cpu), arg(HardwareClass::Gpu), arg(HardwareClass::Accelerator)],
+        key: dir.join("keys").join(keys::SIGNING_KEY_FILE),
+        out: out.clone(),
+        min_agent_version: SemVer::new(0, 1, 0),
+        golden_count: 2,
+        tolerance: None,
+        accelerator_kind: Some("sim-npu".into()),
+        drift_reference: None,
+        lineage: Lineage { training_run_id: Some("demo".into()), ..Lineage::default() },
+    })
+    .with_context(|| format!("building {}", out.display()))?;
+    Ok(out)
+}
+
+fn counts(track: &Value) -> String {
+    track["counts"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+/// Follows a rollout, printing each change of a track's stage, phase or counts; returns the
+/// final rollout and how long it took.
+async fn follow(client: &Client, id: u64, limit: Duration) -> Result<(Value, Duration)> {
+    let started = Instant::now();
+    let mut last: Vec<String> = Vec::new();
+    let mut held_since: std::collections::BTreeMap<String, Instant> = std::collections::BTreeMap::new();
+    loop {
+        let r = api(client, &format!("/v1/rollouts/{id}"), None).await?;
+        let lines: Vec<String> = r["tracks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{:<12} stage {}/{} ({:>3}%) {:<22} {}",
+                    t["hardware"].as_str().unwrap_or("?"),
+                    t["stage"],
+                    t["stages"],
+                    t["stage_percent"],
+                    t["phase"].as_str().unwrap_or("?"),
+                    counts(t)
+                )
+            })
+            .collect();
+        if lines != last {
+            println!("  [{:>5.1}s]", started.elapsed().as_secs_f64());
+            for l in &lines {
+                println!("    {l}");
+            }
+            last = lines;
+        }
+        // Playing the operator: a canary too small for the install gate's bound to decide holds
+        // `Inconclusive`; once its health evidence is in and fine, promote it (audited).
+        for t in r["tracks"].as_array().cloned().unwrap_or_default() {
+            let track = t["hardware"].as_str().unwrap_or("cpu").to_string();
+            let verdict = t["last_decision"]["evidence"]["health"]["verdict"].as_str().unwrap_or("Fine");
+            if t["phase"] != "held (Inconclusive)" || !matches!(verdict, "Fine" | "NoControl") {
+                held_since.remove(&track);
+                continue;
+            }
+            let since = *held_since.entry(track.clone()).or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(2) {
+                println!(
+                    "    operator: promote {track} (its canary is too small for the bound to decide; health is fine)"
+                );
+                let body = json!({"track": track, "reason": "demo: small canary, healthy"});
+                api(client, &format!("/v1/rollouts/{id}/promote"), Some(body)).await?;
+                held_since.remove(&track);
+            }
+        }
+        if r["status"] != "Running" {
+            return Ok((r, started.elapsed()));
+        }
+        if started.elapsed() > limit {
+            bail!("rollout {id} did not finish within {}s: {r:#}", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn prepare_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        if !dir.join(MARKER).exists() {
+            bail!("{} exists and is not a previous demo directory; pick another with --dir", dir.display());
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing the previous demo in {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir.join("models"))?;
+    std::fs::write(dir.join(MARKER), "created by edgefleet-sim demo; removed by the next demo run\n")?;
+    Ok(())
+}
+
+/// Runs the demo.
+pub async fn run(options: DemoOptions) -> Result<()> {
+    let started = Instant::now();
+    let dir = &options.dir;
+    prepare_dir(dir)?;
+    println!("Edgefleet demo in {} ({} simulated devices, seed {})\n", dir.display(), options.devices, options.seed);
+
+    println!("1. signing key and models");
+    let key = keys::generate(&dir.join("keys"), "demo-release")?;
+    let small = dir.join("models/vibration_mlp.onnx");
+    let wide = dir.join("models/vibration_mlp_wide.onnx");
+    std::fs::write(&small, SMALL_MODEL)?;
+    std::fs::write(&wide, WIDE_MODEL)?;
+    let v1 = build(dir, &small, 1, "1.0.0")?;
+    let v2 = build(dir, &wide, 2, "2.0.0-wide")?;
+    println!(
+        "   key {}; v1 = 8→16→4 MLP (cpu, gpu, npu variants); v2 = 8→512→480→4 MLP, same inputs/outputs\n",
+        key.key_id
+    );
+
+    println!("2. fleet manager (embedded MQTT broker + storage)");
+    let trust = dir.join("keys").join(keys::TRUST_STORE_FILE);
+    let flags = Overrides {
+        data_dir: Some(dir.join("fleet")),
+        http_listen: Some("127.0.0.1:0".into()),
+        mqtt_listen: Some("127.0.0.1:0".into()),
+        mqtt_url: None,
+        trust_store: Some(trust.clone()),
+    };
+    let config = ServeConfig::load(None, std::iter::empty(), &flags)?;
+    let shutdown = CancellationToken::new();
+    let server = edgefleet::server::start(config, shutdown.clone()).await?;
+    let url = format!("http://{}", server.http_addr);
+    let client = Client::new(&url, "demo");
+    println!("   API {url}, MQTT {}\n", server.mqtt_url);
+
+    println!(
+        "3. simulated fleet: {} devices, mix cpu={} gpu={} npu={}",
+        options.devices, options.mix.cpu, options.mix.gpu, options.mix.npu
+    );
+    let fleet = SimFleet::start(SimFleetConfig {
+        broker: server.mqtt_url.clone(),
+        namespace: "edgefleet".into(),
+        devices: options.devices,
+        mix: options.mix,
+        seed: options.seed,
+        data_dir: dir.join("devices"),
+        trust_store: trust,
+        rate_hz: 10.0,
+        health_interval_secs: 2,
+        id_prefix: "sim".into(),
+    })?;
+    let registering = Instant::now();
+    loop {
+        let status = api(&client, "/v1/status", None).await?;
+        let online = status["online"].as_u64().unwrap_or(0);
+        if online as usize >= options.devices {
+            break;
+        }
+        if registering.elapsed() > Duration::from_secs(120) {
+            bail!("only {online} of {} devices came online in 120 s", options.devices);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let register_time = registering.elapsed();
+    println!("   all {} devices online in {:.1}s\n", options.devices, register_time.as_secs_f64());
+
+    let plan = |seq: u64| {
+        json!({
+            "model": "vibration-mlp", "version_seq": seq, "stages": "10%,50%,100%", "bake": "3s",
+            "max_failure_rate": "50%", "confidence": "80%", "min_sample": 5, "probation": "2s",
+            "max_p99_ratio": 1.3, "max_error_rate_increase": "2%", "min_inferences": 100,
+            "max_concurrent_downloads": 50,
+        })
+    };
+
+    println!(
+        "4. roll out v1 (stages 10%, 50%, 100%; gates: install failures, and p99 / error rate vs devices not yet updated)"
+    );
+    push(&client, &v1).await?;
+    let id1 = api(&client, "/v1/rollouts", Some(plan(1))).await?["id"].as_u64().unwrap_or(0);
+    let (r1, d1) = follow(&client, id1, Duration::from_secs(300)).await?;
+    println!("   rollout {id1}: {} in {:.1}s\n", r1["status"].as_str().unwrap_or("?").to_lowercase(), d1.as_secs_f64());
+
+    println!("5. release v2: it installs and validates fine, but is much slower on the devices");
+    push(&client, &v2).await?;
+    let id2 = api(&client, "/v1/rollouts", Some(plan(2))).await?["id"].as_u64().unwrap_or(0);
+    let (r2, d2) = follow(&client, id2, Duration::from_secs(300)).await?;
+    let mut caught = Vec::new();
+    for t in r2["tracks"].as_array().cloned().unwrap_or_default() {
+        let e = &t["last_decision"]["evidence"];
+        let h = &e["health"];
+        caught.push(format!(
+            "{}: {} at stage {} — p99 {}µs on {} canaries vs {}µs on {} devices still on v1 (ratio {:.1}, max 1.3); {} canaries rolled back",
+            t["hardware"].as_str().unwrap_or("?"),
+            t["last_decision"]["decision"].as_str().unwrap_or("?"),
+            t["stage"],
+            h["new"]["p99_us"],
+            h["new"]["devices"],
+            h["control"]["p99_us"],
+            h["control"]["devices"],
+            h["p99_ratio"].as_f64().unwrap_or(0.0),
+            t["counts"]["rolledback"].as_u64().unwrap_or(0)
+        ));
+    }
+    println!(
+        "   rollout {id2}: {} after {:.1}s",
+        r2["status"].as_str().unwrap_or("?").to_lowercase(),
+        d2.as_secs_f64()
+    );
+    for c in &caught {
+        println!("   {c}");
+    }
+    // Wait for the canaries to report v1 again.
+    let back = Instant::now();
+    let mut on_v1 = 0;
+    while back.elapsed() < Duration::from_secs(60) {
+        let devices = api(&client, "/v1/devices", None).await?;
+        on_v1 = devices
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|d| d["models"].as_array().is_some_and(|m| m.iter().any(|x| x == "vibration-mlp@1")))
+                    .count()
+            })
+            .unwrap_or(0);
+        if on_v1 == options.devices {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!();
+
+    println!("6. audit");
+    let verify = api(&client, "/v1/audit/verify", None).await?;
+    println!(
+        "   {} audit entries, hash chain {}\n",
+        verify["entries"],
+        if verify["ok"] == true { "intact" } else { "BROKEN" }
+    );
+
+    println!("Summary");
+    println!(
+        "  devices            {} simulated agents ({} cpu / {} gpu / {} npu), online in {:.1}s",
+        options.devices,
+        fleet.devices().filter(|d| d.1 == HardwareClass::Cpu).count(),
+        fleet.devices().filter(|d| d.1 == HardwareClass::Gpu).count(),
+        fleet.devices().filter(|d| d.1 == HardwareClass::Accelerator).count(),
+        register_time.as_secs_f64()
+    );
+    println!(
+        "  v1 rollout         {} in {:.1}s, 3 stages per hardware track",
+        r1["status"].as_str().unwrap_or("?").to_lowercase(),
+        d1.as_secs_f64()
+    );
+    println!(
+        "  v2 rollout         {} by its health gate after {:.1}s; {} of {} devices back on / still on v1",
+        r2["status"].as_str().unwrap_or("?").to_lowercase(),
+        d2.as_secs_f64(),
+        on_v1,
+        options.devices
+    );
+    println!(
+        "  audit              {} entries, chain {}",
+        verify["entries"],
+        if verify["ok"] == true { "verified" } else { "BROKEN" }
+    );
+    println!("  took               {:.1}s", started.elapsed().as_secs_f64());
+    println!("  data               {} (fleet manager: fleet/, devices: devices/, keys: keys/)", dir.display());
+    println!("  drift detection    not in this demo yet (issue 6)");
+
+    if options.keep_running {
+        println!("\nStill running (Ctrl-C to stop). Explore:");
+        println!("  edgefleet --server {url} devices list");
+        println!("  edgefleet --server {url} rollout status {id2}");
+        println!("  edgefleet --server {url} health");
+        println!("  edgefleet --server {url} audit list");
+        tokio::signal::ctrl_c().await?;
+    } else {
+        println!(
+            "\nRe-run with --keep-running to explore with `edgefleet --server URL devices list | rollout status ID | health | audit list`."
+        );
+    }
+    fleet.stop().await;
+    shutdown.cancel();
+    server.task.await??;
+    if r1["status"] != "Completed" || r2["status"] != "Stopped" || verify["ok"] != true {
+        bail!("the demo did not go as expected (see above)");
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! `SimFleet`: N simulated devices in one process, each a real agent (the `edgefleet-agent`
+//! daemon: its own data dir and outbox, its own MQTT session, the real install path and
+//! inference runtime), fed by a simulated vibration sensor, with a seeded hardware mix.
+
+use crate::input::VibrationInput;
+use edgefleet_agent::config::{Overrides, load};
+use edgefleet_protocol::hardware::HardwareClass;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use std::path::PathBuf;
+use std::str::FromStr;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Shares of hardware classes, e.g. `cpu=70,gpu=20,npu=10`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mix {
+    /// CPU-only devices.
+    pub cpu: u32,
+    /// GPU devices.
+    pub gpu: u32,
+    /// Accelerator (NPU) devices.
+    pub npu: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix { cpu: 70, gpu: 20, npu: 10 }
+    }
+}
+
+impl FromStr for Mix {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut mix = Mix { cpu: 0, gpu: 0, npu: 0 };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) =
+                part.split_once('=').ok_or_else(|| format!("mix term {part:?} is not class=weight (e.g. cpu=70)"))?;
+            let v: u32 = v.trim().parse().map_err(|_| format!("mix weight {v:?} is not a number"))?;
+            match k.trim() {
+                "cpu" => mix.cpu = v,
+                "gpu" => mix.gpu = v,
+                "npu" | "accelerator" => mix.npu = v,
+                other => return Err(format!("unknown hardware class {other:?} in the mix (cpu, gpu, npu)")),
+            }
+        }
+        if mix.cpu + mix.gpu + mix.npu == 0 {
+            return Err("the mix is empty; e.g. cpu=70,gpu=20,npu=10".into());
+        }
+        Ok(mix)
+    }
+}
+
+impl Mix {
+    /// Hardware classes for `n` devices in these proportions (largest remainder), shuffled by `seed`.
+    pub fn assign(&self, n: usize, seed: u64) -> Vec<HardwareClass> {
+        let total = f64::from(self.cpu + self.gpu + self.npu);
+        let shares =
+            [(HardwareClass::Cpu, self.cpu), (HardwareClass::Gpu, self.gpu), (HardwareClass::Accelerator, self.npu)];
+        let mut counts: Vec<(HardwareClass, usize, f64)> = shares
+            .iter()
+            .map(|&(c, w)| {
+                let exact = n as f64 * f64::from(w) / total;
+                (c, exact.floor() as usize, exact - exact.floor())
+            })
+            .collect();
+        let mut left = n - counts.iter().map(|c| c.1).sum::<usize>();
+        let mut order: Vec<usize> = (0..counts.len()).collect();
+        order.sort_by(|&a, &b| counts[b].2.total_cmp(&counts[a].2));
+        for i in order {
+            if left == 0 {
+                break;
+            }
+            counts[i].1 += 1;
+            left -= 1;
+        }
+        let mut classes: Vec<HardwareClass> = counts.iter().flat_map(|&(c, k, _)| std::iter::repeat_n(c, k)).collect();
+        classes.shuffle(&mut SmallRng::seed_from_u64(seed));
+        classes
+    }
+}
+
+/// How to build a simulated fleet.
+#[derive(Debug, Clone)]
+pub struct SimFleetConfig {
+    /// Broker URL (`mqtt://host:port`).
+    pub broker: String,
+    /// Topic namespace.
+    pub namespace: String,
+    /// Number of devices.
+    pub devices: usize,
+    /// Hardware mix.
+    pub mix: Mix,
+    /// Seed: hardware assignment, machine states, sensor noise.
+    pub seed: u64,
+    /// Where the devices keep their data (`<dir>/<device id>`).
+    pub data_dir: PathBuf,
+    /// The devices' trust store.
+    pub trust_store: PathBuf,
+    /// Sensor windows fed to each device's model per second.
+    pub rate_hz: f64,
+    /// Health report interval.
+    pub health_interval_secs: u64,
+    /// Device id prefix (`<prefix>-00042`).
+    pub id_prefix: String,
+}
+
+struct SimDevice {
+    id: String,
+    class: HardwareClass,
+    seed: u64,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A running simulated fleet.
+pub struct SimFleet {
+    config: SimFleetConfig,
+    devices: Vec<SimDevice>,
+    restarts: u64,
+}
+
+/// A device that could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("simulated device {device}: {detail}")]
+pub struct SimError {
+    /// Which device.
+    pub device: String,
+    /// Why.
+    pub detail: String,
+}
+
+impl SimFleet {
+    /// Starts every device (on the current tokio runtime).
+    pub fn start(config: SimFleetConfig) -> Result<SimFleet, SimError> {
+        let classes = config.mix.assign(config.devices, config.seed);
+        let mut fleet = SimFleet { config, devices: Vec::new(), restarts: 0 };
+        for (i, class) in classes.into_iter().enumerate() {
+            let id = format!("{}-{i:05}", fleet.config.id_prefix);
+            let seed = fleet.config.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+            let device = fleet.spawn(id, class, seed)?;
+            fleet.devices.push(device);
+        }
+        Ok(fleet)
+    }
+
+    fn spawn(&self, id: String, class: HardwareClass, seed: u64) -> Result<SimDevice, SimError> {
+        let c = &self.config;
+        let env = vec![
+            ("EDGEFLEET_AGENT__NAMESPACE".to_string(), c.namespace.clone()),
+            ("EDGEFLEET_AGENT__HARDWARE__CLASS".to_string(), class.to_string()),
+            ("EDGEFLEET_AGENT__HARDWARE__ACCELERATOR_KIND".to_string(), "sim-npu".to_string()),
+            ("EDGEFLEET_AGENT__HEALTH__INTERVAL_SECS".to_string(), c.health_interval_secs.to_string()),
+            ("EDGEFLEET_AGENT__MQTT__RECONNECT_MAX_MS".to_string(), "5000".to_string()),
+        ];
+        let overrides = Overrides {
+            device_id: Some(id.clone()),
+            broker_url: Some(c.broker.clone()),
+            data_dir: Some(c.data_dir.join(&id)),
+            trust_store: Some(c.trust_store.clone()),
+            api_listen: Some("127.0.0.1:0".into()),
+        };
+        let settings =
+            load(None, env, &overrides).map_err(|e| SimError { device: id.clone(), detail: e.to_string() })?;
+        let shutdown = CancellationToken::new();
+        let input: Box<dyn edgefleet_agent::input::InputSource> = Box::new(VibrationInput::new(seed));
+        let task =
+            tokio::spawn(edgefleet_agent::daemon::run_with_input(settings, shutdown.clone(), Some((input, c.rate_hz))));
+        Ok(SimDevice { id, class, seed, shutdown, task })
+    }
+
+    /// Device ids and classes.
+    pub fn devices(&self) -> impl Iterator<Item = (&str, HardwareClass)> {
+        self.devices.iter().map(|d| (d.id.as_str(), d.class))
+    }
+
+    /// How many devices.
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// True with no devices.
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// Crash-restarts times so far.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// Stops device `index` without a goodbye to the broker's session state it keeps on disk
+    /// (its in-memory state is lost, its data dir kept), then starts it again.
+    pub async fn crash_restart(&mut self, index: usize) -> Result<(), SimError> {
+        let Some(old) = self.devices.get(index) else { return Ok(()) };
+        let (id, class, seed) = (old.id.clone(), old.class, old.seed);
+        old.shutdown.cancel();
+        let device = self.devices.remove(index);
+        let _ = device.task.await;
+        let fresh = self.spawn(id, class, seed)?;
+        self.devices.insert(index, fresh);
+        self.restarts += 1;
+        Ok(())
+    }
+
+    /// Stops every device.
+    pub async fn stop(self) {
+        for d in &self.devices {
+            d.shutdown.cancel();
+        }
+        for d in self.devices {
+            let _ = d.task.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_assigns_exact_shares_deterministically() {
+        let mix: Mix = "cpu=70,gpu=20,npu=10".parse().unwrap();
+        let a = mix.assign(200, 7);
+        assert_eq!(a, mix.assign(200, 7));
+        assert_ne!(a, mix.assign(200, 8));
+        let count = |c| a.iter().filter(|&&x| x == c).count();
+        assert_eq!(
+            (count(HardwareClass::Cpu), count(HardwareClass::Gpu), count(HardwareClass::Accelerator)),
+            (140, 40, 20)
+        );
+        assert_eq!(Mix::default().assign(3, 1).len(), 3);
+        assert!("cpu=1,tpu=2".parse::<Mix>().is_err());
+        assert!("".parse::<Mix>().is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! `edgefleet-sim`: simulated device fleets and the demo.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use edgefleet_sim::demo::{self, DemoOptions};
+use edgefleet_sim::fleet::{Mix, SimFleet, SimFleetConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Simulated Edgefleet device fleets (real agents, simulated sensors and hardware).
+#[derive(Debug, Parser)]
+#[command(name = "edgefleet-sim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The whole story on embedded defaults: fleet manager, simulated fleet, a staged rollout,
+    /// a bad release stopped by its gate and rolled back, the audit chain.
+    Demo {
+        /// Working directory (recreated on every run).
+        #[arg(long, default_value = "edgefleet-demo")]
+        dir: PathBuf,
+        /// Simulated devices.
+        #[arg(long, default_value_t = 200)]
+        devices: usize,
+        /// Hardware mix.
+        #[arg(long, default_value = "cpu=70,gpu=20,npu=10")]
+        mix: Mix,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Keep the fleet manager and devices running at the end.
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// Run a simulated fleet against a separately started `edgefleet serve`.
+    Run {
+        /// The fleet manager's broker (`mqtt://HOST:PORT`).
+        #[arg(long)]
+        fleet: String,
+        /// The devices' trust store (the key the fleet's packages are signed with).
+        #[arg(long)]
+        trust_store: PathBuf,
+        /// Simulated devices.
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        /// Hardware mix.
+        #[arg(long, default_value = "cpu=70,gpu=20,npu=10")]
+        mix: Mix,
+        /// Scenario (see `edgefleet-sim scenarios`).
+        #[arg(long, default_value = "steady")]
+        scenario: String,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the devices keep their data.
+        #[arg(long, default_value = "edgefleet-sim-data")]
+        data_dir: PathBuf,
+        /// Topic namespace.
+        #[arg(long, default_value = "edgefleet")]
+        namespace: String,
+        /// Sensor windows per device per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate_hz: f64,
+    },
+    /// List the scenarios `run --scenario` accepts.
+    Scenarios,
+}
+
+const SCENARIOS: [(&str, &str); 2] = [
+    ("steady", "every device runs normally"),
+    ("crash-restart", "every 5 s one device (seeded choice) dies and restarts: in-memory state lost, disk kept"),
+];
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rumqttd=off"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Scenarios => {
+            for (name, what) in SCENARIOS {
+                println!("{name:<14} {what}");
+            }
+            Ok(())
+        }
+        Command::Demo { dir, devices, mix, seed, keep_running } => {
+            runtime.block_on(demo::run(DemoOptions { dir, devices, mix, seed, keep_running }))
+        }
+        Command::Run { fleet, trust_store, devices, mix, scenario, seed, data_dir, namespace, rate_hz } => {
+            if !SCENARIOS.iter().any(|(n, _)| *n == scenario) {
+                anyhow::bail!("unknown scenario {scenario:?}; `edgefleet-sim scenarios` lists them");
+            }
+            runtime.block_on(async move {
+                let mut sim = SimFleet::start(SimFleetConfig {
+                    broker: fleet.clone(),
+                    namespace,
+                    devices,
+                    mix,
+                    seed,
+                    data_dir: data_dir.clone(),
+                    trust_store,
+                    rate_hz,
+                    health_interval_secs: 10,
+                    id_prefix: format!("sim{seed}"),
+                })
+                .context("starting the simulated fleet")?;
+                println!("{devices} simulated devices → {fleet} (data in {}), scenario {scenario}; Ctrl-C stops", data_dir.display());
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                let mut pick = seed;
+                loop {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => break,
+                        _ = tick.tick() => {
+                            if scenario == "crash-restart" && !sim.is_empty() {
+                                pick = pick.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                                let index = (pick >> 33) as usize % sim.len();
+                                sim.crash_restart(index).await?;
+                                println!("crash-restart #{}: device {index}", sim.restarts());
+                            }
+                        }
+                    }
+                }
+                sim.stop().await;
+                Ok(())
+            })
+        }
+    }
+}
