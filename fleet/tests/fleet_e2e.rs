@@ -229,7 +229,8 @@ async fn a_latency_regression_against_the_control_cohort_stops_the_release_and_r
     // Devices run inferences on synthetic sensor data and report health every second.
     let extra = [
         ("EDGEFLEET_AGENT__INPUT__SOURCE", "synthetic"),
-        ("EDGEFLEET_AGENT__INPUT__RATE_HZ", "100"),
+        // Light load: on 2 shared cores, preemption would dominate both versions' p99.
+        ("EDGEFLEET_AGENT__INPUT__RATE_HZ", "25"),
         ("EDGEFLEET_AGENT__HEALTH__INTERVAL_SECS", "1"),
     ];
     let agents = Agents::start_with(dir.path(), &server.mqtt_url, &namespace, &devices("vib", 10, Cpu), &extra);
@@ -254,7 +255,7 @@ async fn a_latency_regression_against_the_control_cohort_stops_the_release_and_r
     p["max_failure_rate"] = json!("60%");
     p["max_p99_ratio"] = json!(1.5);
     p["max_error_rate_increase"] = json!("5%");
-    p["min_inferences"] = json!(100);
+    p["min_inferences"] = json!(60);
     let id = post(&client, "/v1/rollouts", p).await.unwrap()["id"].as_u64().unwrap();
     let r = wait_for(&client, &format!("/v1/rollouts/{id}"), 90, |r| status(r) != "Running").await;
     assert_eq!(status(&r), "Stopped", "{r:#}");

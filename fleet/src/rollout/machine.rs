@@ -167,6 +167,9 @@ pub enum Action {
 /// Inference counters of one cohort (sums over its devices' latest health reports).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CohortFigures {
+    /// Devices in the cohort, with or without figures yet.
+    #[serde(default)]
+    pub members: u32,
     /// Devices that reported figures.
     pub devices: u32,
     /// Inferences run.
@@ -184,6 +187,12 @@ pub struct Cohorts {
     pub new: CohortFigures,
     /// The last non-empty control cohort.
     pub control: Option<CohortFigures>,
+    /// Members of the control cohort in the latest report (0: nobody runs an older version).
+    #[serde(default)]
+    pub control_members: u32,
+    /// True once the driver reported figures for this track.
+    #[serde(default)]
+    pub reported: bool,
 }
 
 /// What the health gate concluded.
@@ -197,7 +206,8 @@ pub enum HealthVerdict {
     InsufficientInferences,
     /// The error-rate bounds straddle the tolerance.
     Inconclusive,
-    /// No control cohort was ever seen (a single 100% stage): nothing to compare against.
+    /// Nobody in the track runs an older version (a first install, or a single 100% stage
+    /// with no earlier figures): nothing to compare against.
     NoControl,
 }
 
@@ -583,9 +593,10 @@ impl Rollout {
             }
             Event::CohortHealth { track, new, control } => {
                 if let Some(t) = self.tracks.iter_mut().find(|t| t.hardware == track) {
+                    let members = control.members;
                     let control =
                         if control.devices > 0 && control.inferences > 0 { Some(control) } else { t.cohorts.control };
-                    t.cohorts = Cohorts { new, control };
+                    t.cohorts = Cohorts { new, control, control_members: members, reported: true };
                 }
             }
             Event::Promote { track, stage } => {
@@ -855,6 +866,9 @@ impl Rollout {
         // latency comparison cannot be made, so wait rather than pass on errors alone.
         let new_p99_missing = new.p99_us.is_none() && control.is_some_and(|c| c.p99_us.is_some());
         let verdict = match control_bounds {
+            // Nothing reported yet, or control devices exist whose figures have not arrived.
+            _ if !cohorts.reported => HealthVerdict::InsufficientInferences,
+            None if cohorts.control_members > 0 => HealthVerdict::InsufficientInferences,
             None => HealthVerdict::NoControl,
             _ if new.inferences < gate.min_inferences || new_p99_missing => HealthVerdict::InsufficientInferences,
             Some(c) => {

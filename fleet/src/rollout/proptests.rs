@@ -81,12 +81,14 @@ fn concrete(r: &Rollout, targets: &[Target], (kind, sel, dt): Step, fail_weight:
             let track = r.tracks()[sel as usize % r.tracks().len()].hardware;
             let inferences = u64::from(dt) * 10;
             let new = CohortFigures {
+                members: 1 + sel % 7,
                 devices: 1 + sel % 7,
                 inferences,
                 errors: inferences * u64::from(sel % 5) / 40,
                 p99_us: Some(100 + (sel % 300)),
             };
             let control = CohortFigures {
+                members: sel % 3,
                 devices: sel % 3,
                 inferences: u64::from(sel % 3) * 5_000,
                 errors: u64::from(sel % 3) * 20,

@@ -383,7 +383,7 @@ fn health_plan() -> RolloutPlan {
 }
 
 fn figures(devices: u32, inferences: u64, errors: u64, p99_us: u32) -> CohortFigures {
-    CohortFigures { devices, inferences, errors, p99_us: Some(p99_us) }
+    CohortFigures { members: devices, devices, inferences, errors, p99_us: Some(p99_us) }
 }
 
 fn gated(r: &mut Rollout) -> Vec<Action> {

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Sums a cohort's figures from its devices' latest health reports.
 #[derive(Default)]
 struct CohortSum {
+    members: u32,
     devices: u32,
     inferences: u64,
     errors: u64,
@@ -45,6 +46,7 @@ impl CohortSum {
     fn figures(mut self) -> crate::rollout::CohortFigures {
         self.p99s.sort_unstable();
         crate::rollout::CohortFigures {
+            members: self.members,
             devices: self.devices,
             inferences: self.inferences,
             errors: self.errors,
@@ -496,25 +498,21 @@ impl Core {
                     // The agent reports every version it served since it started; pick the
                     // one that matters: the new version for the new cohort, the served one for
                     // the control cohort.
-                    let wanted = match state {
-                        DeviceState::Committed => version,
+                    let (cohort, wanted) = match state {
+                        DeviceState::Committed => (&mut new, version),
                         DeviceState::Pending => match device.served_version(&model) {
-                            Some(v) if v != version => v,
+                            Some(v) if v != version => (&mut control, v),
                             _ => continue,
                         },
                         _ => continue,
                     };
-                    let Some(figures) = device
+                    cohort.members += 1;
+                    if let Some(figures) = device
                         .health
                         .back()
                         .and_then(|h| h.models.iter().find(|m| m.name == model && m.version_seq == wanted))
-                    else {
-                        continue;
-                    };
-                    if state == DeviceState::Committed {
-                        new.add(figures);
-                    } else {
-                        control.add(figures);
+                    {
+                        cohort.add(figures);
                     }
                 }
                 let (new, control) = (new.figures(), control.figures());
