@@ -2,8 +2,9 @@
 //! real agents in-process (40 CPU, 10 GPU-class). A good release goes through every stage
 //! (a tiny GPU canary holds until an operator promotes it), a release bad on GPU only stops
 //! the GPU track and not the CPU one, an operator rollback returns devices to their
-//! last-known-good model, a release bad everywhere trips its gate, and the audit chain
-//! records all of it and verifies.
+//! last-known-good model, a release bad everywhere trips its gate, a release that fails
+//! probation on the devices is stopped at its canaries, and the audit chain records all of it
+//! and verifies.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -57,7 +58,9 @@ async fn staged_rollouts_with_gates_per_hardware_track_on_fifty_agents() {
 
     let mut fleet = devices("cpu", 40, Cpu);
     fleet.extend(devices("gpu", 10, Gpu));
-    let agents = Agents::start(dir.path(), &server.mqtt_url, &namespace, &fleet);
+    // Devices run inferences on synthetic input, so probation has real traffic to judge.
+    let input = [("EDGEFLEET_AGENT__INPUT__SOURCE", "synthetic"), ("EDGEFLEET_AGENT__INPUT__RATE_HZ", "5")];
+    let agents = Agents::start_with(dir.path(), &server.mqtt_url, &namespace, &fleet, &input);
     wait_for(&client, "/v1/devices", 60, |d| d.as_array().unwrap().len() == 50).await;
     let labelled = post(&client, "/v1/devices/cpu-00/labels", json!({"set": {"site": "plant-3"}})).await.unwrap();
     assert_eq!(labelled["labels"]["site"], "plant-3");
@@ -147,6 +150,22 @@ async fn staged_rollouts_with_gates_per_hardware_track_on_fifty_agents() {
     assert_eq!(track(&r4, "cpu")["counts"]["pending"], 32);
     let evidence = &track(&r4, "cpu")["last_decision"]["evidence"];
     assert!(evidence["failure_lower"].as_f64().unwrap() > 0.35, "{evidence}");
+    assert_eq!(versions(&get(&client, "/v1/devices").await, "vibration-mlp").get("2"), Some(&50));
+
+    // v5 installs and validates fine but fails its probation on the devices (a p99 budget of
+    // 1 µs, which every real inference exceeds): the devices roll themselves back, the canary
+    // gate fails, and the rest of the fleet never gets it.
+    push(&client, package(5, &[(Cpu, &good), (Gpu, &good)])).await.unwrap();
+    let mut p5 = plan(5);
+    p5["probation"] = json!("20s");
+    p5["probation_min_inferences"] = json!(3);
+    p5["probation_max_p99_us"] = json!(1);
+    let id5 = post(&client, "/v1/rollouts", p5).await.unwrap()["id"].as_u64().unwrap();
+    let r5 = wait_for(&client, &format!("/v1/rollouts/{id5}"), 120, |r| status(r) != "Running").await;
+    assert_eq!(status(&r5), "Stopped", "{r5:#}");
+    assert_eq!(track(&r5, "cpu")["counts"]["failed"], 8, "{r5:#}");
+    let reasons = r5["failure_reasons"].as_object().unwrap();
+    assert!(reasons.keys().all(|k| k.contains("probation")), "{reasons:?}");
     assert_eq!(versions(&get(&client, "/v1/devices").await, "vibration-mlp").get("2"), Some(&50));
 
     // Everything above is in the audit chain, which verifies.
