@@ -33,6 +33,26 @@ fn plan(version_seq: u64) -> Value {
     })
 }
 
+/// A fleet manager in this process (embedded broker, or `mqtt_url`), trusting [`key`].
+async fn start_server(
+    dir: &std::path::Path,
+    namespace: &str,
+    mqtt_url: Option<&str>,
+) -> (edgefleet::server::Running, CancellationToken) {
+    let flags = Overrides {
+        data_dir: Some(dir.join("fleet")),
+        http_listen: Some("127.0.0.1:0".into()),
+        mqtt_listen: mqtt_url.is_none().then(|| "127.0.0.1:0".into()),
+        mqtt_url: mqtt_url.map(str::to_string),
+        trust_store: Some(trust_file(dir)),
+    };
+    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.to_string())];
+    let shutdown = CancellationToken::new();
+    let server =
+        edgefleet::server::start(ServeConfig::load(None, env, &flags).unwrap(), shutdown.clone()).await.unwrap();
+    (server, shutdown)
+}
+
 fn track<'a>(rollout: &'a Value, hw: &str) -> &'a Value {
     rollout["tracks"].as_array().unwrap().iter().find(|t| t["hardware"] == hw).unwrap()
 }
@@ -40,19 +60,8 @@ fn track<'a>(rollout: &'a Value, hw: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staged_rollouts_with_gates_per_hardware_track_on_fifty_agents() {
     let dir = tempfile::tempdir().unwrap();
-    let trust = trust_file(dir.path());
-    let flags = Overrides {
-        data_dir: Some(dir.path().join("fleet")),
-        http_listen: Some("127.0.0.1:0".into()),
-        mqtt_listen: Some("127.0.0.1:0".into()),
-        mqtt_url: None,
-        trust_store: Some(trust),
-    };
     let namespace = unique_namespace();
-    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.clone())];
-    let config = ServeConfig::load(None, env, &flags).unwrap();
-    let shutdown = CancellationToken::new();
-    let server = edgefleet::server::start(config, shutdown.clone()).await.unwrap();
+    let (server, shutdown) = start_server(dir.path(), &namespace, None).await;
     assert!(server.embedded_broker);
     let client = Client::new(&format!("http://{}", server.http_addr), "alice");
 
@@ -199,18 +208,8 @@ async fn staged_rollouts_with_gates_per_hardware_track_on_fifty_agents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn works_against_an_external_mosquitto_broker() {
     let dir = tempfile::tempdir().unwrap();
-    let flags = Overrides {
-        data_dir: Some(dir.path().join("fleet")),
-        http_listen: Some("127.0.0.1:0".into()),
-        mqtt_listen: None,
-        mqtt_url: Some("mqtt://127.0.0.1:1883".into()),
-        trust_store: Some(trust_file(dir.path())),
-    };
     let namespace = unique_namespace();
-    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.clone())];
-    let shutdown = CancellationToken::new();
-    let server =
-        edgefleet::server::start(ServeConfig::load(None, env, &flags).unwrap(), shutdown.clone()).await.unwrap();
+    let (server, shutdown) = start_server(dir.path(), &namespace, Some("mqtt://127.0.0.1:1883")).await;
     assert!(!server.embedded_broker);
     assert_eq!(server.mqtt_url, "mqtt://127.0.0.1:1883");
     let client = Client::new(&format!("http://{}", server.http_addr), "dave");
@@ -232,18 +231,8 @@ async fn works_against_an_external_mosquitto_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_regression_against_the_control_cohort_stops_the_release_and_rolls_it_back() {
     let dir = tempfile::tempdir().unwrap();
-    let flags = Overrides {
-        data_dir: Some(dir.path().join("fleet")),
-        http_listen: Some("127.0.0.1:0".into()),
-        mqtt_listen: Some("127.0.0.1:0".into()),
-        mqtt_url: None,
-        trust_store: Some(trust_file(dir.path())),
-    };
     let namespace = unique_namespace();
-    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.clone())];
-    let shutdown = CancellationToken::new();
-    let server =
-        edgefleet::server::start(ServeConfig::load(None, env, &flags).unwrap(), shutdown.clone()).await.unwrap();
+    let (server, shutdown) = start_server(dir.path(), &namespace, None).await;
     let client = Client::new(&format!("http://{}", server.http_addr), "erin");
     // Devices run inferences on synthetic sensor data and report health every second.
     let extra = [
