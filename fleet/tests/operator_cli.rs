@@ -44,11 +44,8 @@ async fn refused(server: &str, args: &[&str], expect: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_commands_work_refuse_bad_input_and_audit_verify_finds_tampering() {
     let dir = tempfile::tempdir().unwrap();
-    let trust = trust_file(dir.path());
-    let namespace = unique_namespace();
-    let (mqtt_port, http_port) = (free_port(), free_port());
-    let data = dir.path().join("fleet");
-    let mut serve = ServeProcess::spawn(&data, &trust, &namespace, mqtt_port, http_port);
+    let mut serve = ServeProcess::start(dir.path());
+    let (data, namespace) = (serve.data_dir.clone(), serve.namespace.clone());
     let client = Client::new(&serve.http, "frank");
     serve.ready(&client).await;
     let server = serve.http.clone();
@@ -140,7 +137,7 @@ async fn operator_commands_work_refuse_bad_input_and_audit_verify_finds_tamperin
         entry.actor = "mallory".into();
         db.overwrite_audit_entry(&entry).unwrap();
     }
-    let mut serve = ServeProcess::spawn(&data, &trust, &namespace, mqtt_port, http_port);
+    serve.respawn();
     serve.ready(&client).await;
     refused(&server, &["audit", "verify"], "BROKEN at entry 1").await;
     agents.stop().await;

@@ -16,11 +16,8 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stage_then_restart_resumes_the_rollout_and_keeps_acknowledged_state() {
     let dir = tempfile::tempdir().unwrap();
-    let trust = trust_file(dir.path());
-    let namespace = unique_namespace();
-    let (mqtt_port, http_port) = (free_port(), free_port());
-    let data = dir.path().join("fleet");
-    let mut serve = ServeProcess::spawn(&data, &trust, &namespace, mqtt_port, http_port);
+    let mut serve = ServeProcess::start(dir.path());
+    let namespace = serve.namespace.clone();
     let client = Client::new(&serve.http, "bob");
     serve.ready(&client).await;
 
@@ -46,7 +43,7 @@ async fn sigkill_mid_stage_then_restart_resumes_the_rollout_and_keeps_acknowledg
 
     // Devices keep installing while the fleet manager is down; their reports wait in their outboxes.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut serve = ServeProcess::spawn(&data, &trust, &namespace, mqtt_port, http_port);
+    serve.respawn();
     serve.ready(&client).await;
     let before = get(&client, &path).await;
     assert_eq!(before["tracks"][0]["stage"], 1, "resumed in the stage it was killed in: {before:#}");
@@ -87,16 +84,14 @@ fn connect_packet(level: u8, client_id: &str, v5_properties: bool) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_mqtt_clients_leave_the_broker_and_the_fleet_serving_every_other_device() {
     let dir = tempfile::tempdir().unwrap();
-    let trust = trust_file(dir.path());
-    let namespace = unique_namespace();
-    let (mqtt_port, http_port) = (free_port(), free_port());
-    let mut serve = ServeProcess::spawn(&dir.path().join("fleet"), &trust, &namespace, mqtt_port, http_port);
+    let mut serve = ServeProcess::start(dir.path());
+    let namespace = serve.namespace.clone();
     let client = Client::new(&serve.http, "carol");
     serve.ready(&client).await;
     let agents = Agents::start(dir.path(), &serve.mqtt, &namespace, &devices("steady", 2, Cpu));
     wait_for(&client, "/v1/devices", 60, |d| d.as_array().unwrap().len() == 2).await;
 
-    let addr = format!("127.0.0.1:{mqtt_port}");
+    let addr = serve.mqtt.trim_start_matches("mqtt://").to_string();
     let topic = format!("{namespace}/devices/evil/birth");
     let mut publish_garbage = connect_packet(4, "evil-1", false);
     let mut p = vec![0x32]; // PUBLISH QoS 1

@@ -33,7 +33,7 @@ struct CohortSum {
 }
 
 impl CohortSum {
-    fn add(&mut self, m: &super::registry::ModelFigures) {
+    fn add(&mut self, m: &edgefleet_protocol::uplink::ModelHealth) {
         self.devices += 1;
         self.inferences += m.inference_count;
         self.errors += m.error_count;
@@ -510,7 +510,7 @@ impl Core {
                     if let Some(figures) = device
                         .health
                         .back()
-                        .and_then(|h| h.models.iter().find(|m| m.name == model && m.version_seq == wanted))
+                        .and_then(|h| h.models.iter().find(|m| m.name.as_str() == model && m.version_seq == wanted))
                     {
                         cohort.add(figures);
                     }

@@ -5,7 +5,7 @@
 use edgefleet_protocol::hardware::HardwareClass;
 use edgefleet_protocol::topic::TopicKind;
 use edgefleet_protocol::uplink::{
-    AckResult, Birth, CommandAck, DeploymentState, DeploymentStatus, Health, Presence, PresenceState,
+    AckResult, Birth, CommandAck, DeploymentState, DeploymentStatus, Health, ModelHealth, Presence, PresenceState,
 };
 use edgefleet_protocol::{DeviceId, WireError, decode};
 use serde::{Deserialize, Serialize};
@@ -58,8 +58,9 @@ pub struct HealthPoint {
     pub timestamp_ms: u64,
     /// Fleet clock when received.
     pub received_ms: u64,
-    /// Per model: (name, version, inferences, errors, p50 µs, p99 µs).
-    pub models: Vec<ModelFigures>,
+    /// Per model version served since the agent started: cumulative counters, last-window
+    /// latency quantiles (the wire type, kept as received).
+    pub models: Vec<ModelHealth>,
     /// Outbox depth (records).
     pub outbox_depth: u64,
     /// Records the outbox evicted so far.
@@ -70,23 +71,6 @@ pub struct HealthPoint {
     pub cpu_percent: f32,
     /// Free disk.
     pub free_disk_bytes: u64,
-}
-
-/// Inference figures for one model in one health report (counters since the agent started).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelFigures {
-    /// Model name.
-    pub name: String,
-    /// Version.
-    pub version_seq: u64,
-    /// Inferences so far.
-    pub inference_count: u64,
-    /// Errors so far.
-    pub error_count: u64,
-    /// Median latency.
-    pub latency_p50_us: u32,
-    /// 99th percentile latency.
-    pub latency_p99_us: u32,
 }
 
 /// One step in a device's deployment history.
@@ -252,18 +236,7 @@ impl DeviceRecord {
                     HealthPoint {
                         timestamp_ms: h.timestamp_ms,
                         received_ms: now_ms,
-                        models: h
-                            .models
-                            .iter()
-                            .map(|m| ModelFigures {
-                                name: m.name.to_string(),
-                                version_seq: m.version_seq,
-                                inference_count: m.inference_count,
-                                error_count: m.error_count,
-                                latency_p50_us: m.latency_p50_us,
-                                latency_p99_us: m.latency_p99_us,
-                            })
-                            .collect(),
+                        models: h.models.clone(),
                         outbox_depth: h.outbox_depth,
                         outbox_evictions: h.outbox_evictions,
                         rss_bytes: h.rss_bytes,

@@ -131,7 +131,7 @@ pub fn health(d: &DeviceRecord, model: Option<&str>) -> Value {
     let mut state = "healthy";
     let mut figures = Vec::new();
     if let Some(h) = latest {
-        for m in h.models.iter().filter(|m| model.is_none_or(|name| m.name == name)) {
+        for m in h.models.iter().filter(|m| model.is_none_or(|name| m.name.as_str() == name)) {
             // Rates over the last report interval when the counters allow, else since start.
             let (inferences, errors) = match previous
                 .and_then(|p| p.models.iter().find(|pm| pm.name == m.name && pm.version_seq == m.version_seq))

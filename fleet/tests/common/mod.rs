@@ -134,6 +134,12 @@ pub fn devices(prefix: &str, n: usize, class: HardwareClass) -> Vec<(String, Har
     (0..n).map(|i| (format!("{prefix}-{i:02}"), class)).collect()
 }
 
+/// A namespace fixed by `dir` (so a restarted process keeps it), unique across tests.
+pub fn unique_namespace_for(dir: &Path) -> String {
+    let digest = edgefleet_protocol::Digest::sha256(dir.as_os_str().as_encoded_bytes());
+    format!("t{}", &digest.to_hex()[..12])
+}
+
 pub fn unique_namespace() -> String {
     let mut b = [0u8; 4];
     getrandom::fill(&mut b).unwrap();
@@ -201,12 +207,43 @@ pub struct ServeProcess {
     pub child: std::process::Child,
     pub http: String,
     pub mqtt: String,
+    pub data_dir: PathBuf,
+    pub trust: PathBuf,
+    pub namespace: String,
+    ports: (u16, u16),
 }
 
 impl ServeProcess {
-    pub fn spawn(data_dir: &Path, trust: &Path, namespace: &str, mqtt_port: u16, http_port: u16) -> ServeProcess {
+    /// A fresh fleet manager in `dir/fleet`, trusting [`key`], on free ports and its own namespace.
+    pub fn start(dir: &Path) -> ServeProcess {
+        let trust = trust_file(dir);
+        let ports = (free_port(), free_port());
+        let namespace = unique_namespace_for(dir);
+        let child = Self::spawn_child(&dir.join("fleet"), &trust, &namespace, ports);
+        ServeProcess {
+            child,
+            http: format!("http://127.0.0.1:{}", ports.1),
+            mqtt: format!("mqtt://127.0.0.1:{}", ports.0),
+            data_dir: dir.join("fleet"),
+            trust,
+            namespace,
+            ports,
+        }
+    }
+
+    /// Starts it again on the same data dir, ports and namespace (after [`ServeProcess::sigkill`]).
+    pub fn respawn(&mut self) {
+        self.child = Self::spawn_child(&self.data_dir, &self.trust, &self.namespace, self.ports);
+    }
+
+    fn spawn_child(
+        data_dir: &Path,
+        trust: &Path,
+        namespace: &str,
+        (mqtt_port, http_port): (u16, u16),
+    ) -> std::process::Child {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.with_extension("log")).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_edgefleet"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_edgefleet"))
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}")])
@@ -217,12 +254,7 @@ impl ServeProcess {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap();
-        ServeProcess {
-            child,
-            http: format!("http://127.0.0.1:{http_port}"),
-            mqtt: format!("mqtt://127.0.0.1:{mqtt_port}"),
-        }
+            .unwrap()
     }
 
     /// Waits until the API answers.
