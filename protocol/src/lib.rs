@@ -9,6 +9,7 @@
 //!   chunks over MQTT): the messages themselves.
 //! - [`serial`]: firmware ↔ agent frames (postcard + CRC-32 + COBS) with a bounded streaming
 //!   decoder. Needs neither `alloc` nor `std`.
+//! - [`drift`]: drift reference profiles and the mergeable summaries devices send.
 //! - [`package`]: the signed model package (manifest, signature, trust store, streaming
 //!   reader and writer).
 //!
@@ -40,6 +41,8 @@ pub mod serial;
 pub mod codec;
 #[cfg(feature = "alloc")]
 pub mod command;
+#[cfg(feature = "alloc")]
+pub mod drift;
 #[cfg(feature = "alloc")]
 pub mod hardware;
 #[cfg(feature = "alloc")]

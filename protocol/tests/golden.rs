@@ -252,20 +252,36 @@ fn drift_summary() {
         version_seq: 2,
         window_start_ms: 0,
         window_end_ms: 60_000,
-        features: vec![FeatureSummary { bin_counts: vec![1, 2, 3], count: 6, mean: 2.0, m2: 4.0, min: 1.0, max: 3.0 }],
+        rows: 6,
+        features: vec![FeatureSummary {
+            bin_counts: vec![1, 2, 3], count: 6, missing: 1, mean: 2.0, m2: 4.0, min: 1.0, max: 3.0, others: vec![],
+        }],
         outputs: vec![],
+        prediction: Some(FeatureSummary {
+            bin_counts: vec![5, 1], count: 6, missing: 0, mean: 0.0, m2: 0.0, min: 0.0, max: 0.0, others: vec![(-2, 1)],
+        }),
+        confidence: None,
+        feedback: Feedback { labelled: 3, correct: 2 },
     };
+    let zero = [0u8; 8];
     check(drift, &cat(&[
         &[0x01, 0x05, 0x01, 0x01, b'm', 0x02], // header, seq, model, version_seq
         &[0x00, 0xe0, 0xd4, 0x03],             // window 0 .. 60000
+        &[0x06],                               // rows 6
         &[0x01],                               // one feature
         &[0x03, 0x01, 0x02, 0x03],             // bin_counts [1,2,3]
-        &[0x06],                               // count 6
+        &[0x06, 0x01],                         // count 6, missing 1
         &[0, 0, 0, 0, 0, 0, 0x00, 0x40],       // mean 2.0f64 LE
         &[0, 0, 0, 0, 0, 0, 0x10, 0x40],       // m2 4.0
         &[0, 0, 0, 0, 0, 0, 0xf0, 0x3f],       // min 1.0
         &[0, 0, 0, 0, 0, 0, 0x08, 0x40],       // max 3.0
+        &[0x00],                               // no others
         &[0x00],                               // no outputs
+        &[0x01, 0x02, 0x05, 0x01, 0x06, 0x00], // prediction: Some, bin_counts [5,1], count 6, missing 0
+        &zero, &zero, &zero, &zero,            // mean, m2, min, max 0.0
+        &[0x01, 0x03, 0x01],                   // others: one entry (-2 zigzag = 3, count 1)
+        &[0x00],                               // confidence: None
+        &[0x03, 0x02],                         // feedback: labelled 3, correct 2
     ]));
 }
 

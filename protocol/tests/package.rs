@@ -52,7 +52,17 @@ fn manifest(version_seq: u64) -> Manifest {
             expected: vec![Tensor { shape: vec![1, 1], data: TensorData::F32(vec![0.25]) }],
         }],
         drift_reference: DriftReference {
-            features: vec![FeatureReference { name: "rms".into(), bin_edges: vec![0.0, 1.0], counts: vec![1, 5, 2] }],
+            features: vec![FeatureReference {
+                name: "rms".into(),
+                binning: Binning::Numeric { edges: vec![0.0, 1.0] },
+                counts: vec![1, 5, 2],
+            }],
+            prediction: Some(FeatureReference {
+                name: "class".into(),
+                binning: Binning::Categorical { codes: vec![0, 1] },
+                counts: vec![4, 4, 0],
+            }),
+            ..DriftReference::default()
         },
         lineage: Lineage {
             training_run_id: Some("run-1".into()),

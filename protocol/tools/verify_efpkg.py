@@ -372,7 +372,12 @@ def decode_manifest(data: bytes) -> dict:
         return {"inputs": r.seq(tensor), "expected": r.seq(tensor)}
 
     def feature():
-        return {"name": r.string(), "bin_edges": r.seq(r.f64), "counts": r.seq(r.u64)}
+        name = r.string()
+        if r.enum_index(["Numeric", "Categorical"], "Binning") == 0:
+            binning = {"Numeric": {"edges": r.seq(r.f64)}}
+        else:
+            binning = {"Categorical": {"codes": r.seq(r.i64)}}
+        return {"name": name, "binning": binning, "counts": r.seq(r.u64)}
 
     def lineage():
         return {
@@ -394,7 +399,8 @@ def decode_manifest(data: bytes) -> dict:
     m["outputs"] = r.seq(tensor_spec)
     m["variants"] = r.seq(variant)
     m["golden"] = r.seq(golden)
-    m["drift_reference"] = {"features": r.seq(feature)}
+    m["drift_reference"] = {"features": r.seq(feature), "outputs": r.seq(feature),
+                            "prediction": r.option(feature), "confidence": r.option(feature)}
     m["lineage"] = lineage()
     if r.pos != len(data):
         raise Malformed(f"{len(data) - r.pos} byte(s) left after the manifest")

@@ -1,5 +1,6 @@
 use super::error::PackageError;
 use super::head::FORMAT_VERSION;
+use crate::drift::DriftReference;
 use crate::hardware::{HardwareClass, Precision};
 use crate::ids::{Digest, ModelName};
 use crate::tensor::{Tensor, TensorSpec, Tolerance};
@@ -36,24 +37,6 @@ pub struct GoldenVector {
     pub inputs: Vec<Tensor>,
     /// One tensor per manifest output, in order.
     pub expected: Vec<Tensor>,
-}
-
-/// Reference distribution of one input feature, from the training data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeatureReference {
-    /// Feature name.
-    pub name: String,
-    /// Strictly increasing, finite bin edges (at the training data's quantiles).
-    pub bin_edges: Vec<f64>,
-    /// `[underflow, bin 0, …, overflow]`: `bin_edges.len() + 1` counts.
-    pub counts: Vec<u64>,
-}
-
-/// The training data's profile that drift is measured against (may be empty).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct DriftReference {
-    /// One per input feature.
-    pub features: Vec<FeatureReference>,
 }
 
 /// Where a model came from.
@@ -143,11 +126,10 @@ impl Manifest {
                 return invalid(format!("golden vector {i} has a tensor whose shape and data disagree"));
             }
         }
-        for f in &self.drift_reference.features {
-            let increasing = f.bin_edges.windows(2).all(|w| w[0] < w[1]);
-            if !increasing || !f.bin_edges.iter().all(|e| e.is_finite()) || f.counts.len() != f.bin_edges.len() + 1 {
+        for f in self.drift_reference.all() {
+            if !f.is_valid() {
                 return invalid(format!(
-                    "drift reference for {:?} needs finite increasing edges and edges+1 counts",
+                    "drift reference for {:?} needs finite increasing edges (or distinct codes) and one count per bucket",
                     f.name
                 ));
             }

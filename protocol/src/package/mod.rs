@@ -32,7 +32,8 @@ pub use head::{
     FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_MANIFEST_LEN, PackageHead, SIGNATURE_BLOCK_LEN, SIGNING_CONTEXT,
     SignatureBlock, parse_header,
 };
-pub use manifest::{DriftReference, FeatureReference, GoldenVector, Lineage, MAX_VARIANTS, Manifest, Variant};
+pub use crate::drift::{Binning, DriftReference, FeatureReference};
+pub use manifest::{GoldenVector, Lineage, MAX_VARIANTS, Manifest, Variant};
 pub use summary::ManifestSummary;
 pub use trust::{TrustStore, TrustedKey, check_newer, sign_manifest};
 

@@ -17,7 +17,7 @@ mod samples;
 pub use ack::{AckResult, CommandAck};
 pub use birth::{ActiveModel, Birth};
 pub use deployment::{DeploymentState, DeploymentStatus, FailureReason};
-pub use drift::{DriftSummary, FeatureSummary};
+pub use drift::{DriftSummary, FeatureSummary, Feedback};
 pub use health::{Health, ModelHealth};
 pub use presence::{OfflineReason, Presence, PresenceState};
 pub use samples::{SampleBatch, SampleRecord};
