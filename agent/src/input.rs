@@ -13,11 +13,22 @@ use rand::{Rng, SeedableRng};
 pub trait InputSource: Send {
     /// Inputs for a model with these input specs, or `None` when the source has nothing now.
     fn next(&mut self, specs: &[TensorSpec]) -> Option<Vec<Tensor>>;
+
+    /// The true class of the inputs [`Self::next`] returned last, when the source knows it
+    /// (a simulator does; a real sensor does not). The daemon records it as ground-truth
+    /// feedback for that inference, exactly as `POST /v1/feedback` would.
+    fn ground_truth(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl<T: InputSource + ?Sized> InputSource for Box<T> {
     fn next(&mut self, specs: &[TensorSpec]) -> Option<Vec<Tensor>> {
         (**self).next(specs)
+    }
+
+    fn ground_truth(&self) -> Option<i64> {
+        (**self).ground_truth()
     }
 }
 
