@@ -10,6 +10,7 @@
 pub mod build;
 pub mod client;
 pub mod direct;
+pub mod drift;
 pub mod golden;
 pub mod inspect;
 pub mod keys;
