@@ -206,6 +206,8 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         rate_hz: 10.0,
         health_interval_secs: 2,
         id_prefix: "sim".into(),
+        drift: None,
+        label_rate: 1.0,
     })?;
     let registering = Instant::now();
     loop {

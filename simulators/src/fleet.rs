@@ -1,7 +1,15 @@
 //! `SimFleet`: N simulated devices in one process, each a real agent (the `edgefleet-agent`
 //! daemon: its own data dir and outbox, its own MQTT session, the real install path and
 //! inference runtime), fed by a simulated vibration sensor, with a seeded hardware mix.
+//!
+//! Drift: the fleet owns one [`DriftControl`] that every device's sensor reads per window. A
+//! [`DriftPlan`] in the config is applied at start; [`SimFleet::start_drift`] applies (or
+//! replaces) one while the fleet runs, e.g. with an [`Onset::At`](crate::drift::Onset::At) in
+//! the future. The affected
+//! device indices are resolved once per plan from the fleet seed, so tests and the demo can
+//! check detection on exactly those devices ([`SimFleet::affected_devices`]).
 
+use crate::drift::{DriftControl, DriftPlan};
 use crate::input::VibrationInput;
 use edgefleet_agent::config::{Overrides, load};
 use edgefleet_protocol::hardware::HardwareClass;
@@ -10,6 +18,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Instant;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +113,11 @@ pub struct SimFleetConfig {
     pub health_interval_secs: u64,
     /// Device id prefix (`<prefix>-00042`).
     pub id_prefix: String,
+    /// Drift applied from the start (`None`: none until [`SimFleet::start_drift`]).
+    pub drift: Option<DriftPlan>,
+    /// Fraction of inferences whose ground truth the sensors report as labelled feedback
+    /// (seeded per device; 1.0 labels all).
+    pub label_rate: f64,
 }
 
 struct SimDevice {
@@ -119,6 +133,11 @@ pub struct SimFleet {
     config: SimFleetConfig,
     devices: Vec<SimDevice>,
     restarts: u64,
+    /// When the fleet started: the origin of [`crate::drift::Onset::AfterStart`].
+    started: Instant,
+    drift: DriftControl,
+    /// Indices of the devices the drift in force affects, ascending.
+    affected: Vec<usize>,
 }
 
 /// A device that could not start.
@@ -135,17 +154,67 @@ impl SimFleet {
     /// Starts every device (on the current tokio runtime).
     pub fn start(config: SimFleetConfig) -> Result<SimFleet, SimError> {
         let classes = config.mix.assign(config.devices, config.seed);
-        let mut fleet = SimFleet { config, devices: Vec::new(), restarts: 0 };
+        let plan = config.drift.clone();
+        let mut fleet = SimFleet {
+            config,
+            devices: Vec::new(),
+            restarts: 0,
+            started: Instant::now(),
+            drift: DriftControl::new(),
+            affected: Vec::new(),
+        };
+        // Before any device starts, so none sees a window without the configured drift.
+        if let Some(plan) = plan {
+            fleet.start_drift(&plan);
+        }
         for (i, class) in classes.into_iter().enumerate() {
             let id = format!("{}-{i:05}", fleet.config.id_prefix);
             let seed = fleet.config.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-            let device = fleet.spawn(id, class, seed)?;
+            let device = fleet.spawn(i, id, class, seed)?;
             fleet.devices.push(device);
         }
         Ok(fleet)
     }
 
-    fn spawn(&self, id: String, class: HardwareClass, seed: u64) -> Result<SimDevice, SimError> {
+    /// Applies `plan` (replacing any drift in force) and returns the affected device ids. An
+    /// [`Onset::AfterStart`](crate::drift::Onset::AfterStart) counts from the fleet's start; use
+    /// [`Onset::At`](crate::drift::Onset::At) for "from now" or a moment in the future.
+    pub fn start_drift(&mut self, plan: &DriftPlan) -> Vec<String> {
+        let active = plan.activate(self.config.devices, self.config.seed, self.started);
+        self.affected = active.affected.iter().copied().collect();
+        self.drift.set(active);
+        self.affected_devices().map(str::to_string).collect()
+    }
+
+    /// Ends the drift in force: every sensor is nominal again from its next window.
+    pub fn stop_drift(&mut self) {
+        self.drift.clear();
+        self.affected.clear();
+    }
+
+    /// Indices (into [`Self::devices`]) of the devices the drift in force affects, ascending;
+    /// empty without drift.
+    pub fn affected(&self) -> &[usize] {
+        &self.affected
+    }
+
+    /// Ids of the devices the drift in force affects.
+    pub fn affected_devices(&self) -> impl Iterator<Item = &str> {
+        self.affected.iter().filter_map(|&i| self.device_id(i))
+    }
+
+    /// The id of device `index`, if there is one. (Ids are `<prefix>-<index:05>`, but this does
+    /// not assume it.)
+    pub fn device_id(&self, index: usize) -> Option<&str> {
+        self.devices.get(index).map(|d| d.id.as_str())
+    }
+
+    /// The handle every sensor of this fleet reads (to inspect or switch drift directly).
+    pub fn drift_control(&self) -> DriftControl {
+        self.drift.clone()
+    }
+
+    fn spawn(&self, index: usize, id: String, class: HardwareClass, seed: u64) -> Result<SimDevice, SimError> {
         let c = &self.config;
         let env = vec![
             ("EDGEFLEET_AGENT__NAMESPACE".to_string(), c.namespace.clone()),
@@ -164,7 +233,8 @@ impl SimFleet {
         let settings =
             load(None, env, &overrides).map_err(|e| SimError { device: id.clone(), detail: e.to_string() })?;
         let shutdown = CancellationToken::new();
-        let input: Box<dyn edgefleet_agent::input::InputSource> = Box::new(VibrationInput::new(seed));
+        let sensor = VibrationInput::new(seed).with_label_rate(c.label_rate).with_drift(self.drift.clone(), index);
+        let input: Box<dyn edgefleet_agent::input::InputSource> = Box::new(sensor);
         let task =
             tokio::spawn(edgefleet_agent::daemon::run_with_input(settings, shutdown.clone(), Some((input, c.rate_hz))));
         Ok(SimDevice { id, class, seed, shutdown, task })
@@ -198,7 +268,7 @@ impl SimFleet {
         old.shutdown.cancel();
         let device = self.devices.remove(index);
         let _ = device.task.await;
-        let fresh = self.spawn(id, class, seed)?;
+        let fresh = self.spawn(index, id, class, seed)?;
         self.devices.insert(index, fresh);
         self.restarts += 1;
         Ok(())

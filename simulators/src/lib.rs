@@ -2,21 +2,38 @@
 //!
 //! - [`vibration`]: a seeded generator of accelerometer windows for rotating machines in known
 //!   states (ground truth for scoring models), reduced to feature vectors by the same
-//!   [`edgefleet_firmware::features::FeatureWindow`] code the sensor firmware runs.
-//! - [`input`]: that sensor as an agent input source.
-//! - [`fleet`]: [`fleet::SimFleet`], N real agents in one process with a seeded hardware mix.
+//!   [`edgefleet_firmware::features::FeatureWindow`] code the sensor firmware runs, plus one
+//!   state the example model never saw (looseness, label 4).
+//! - [`drift`]: drift scenarios (gradual, sudden, new state, stuck sensor, noisy sensor), which
+//!   devices they affect and from when; pure and seeded, driven by an injected elapsed time.
+//! - [`training`]: the reference "training data" rows the baseline model's drift reference is
+//!   built from (the undrifted fleet's distribution).
+//! - [`input`]: that sensor as an agent input source, with ground-truth labels for a seeded
+//!   fraction of windows.
+//! - [`fleet`]: [`fleet::SimFleet`], N real agents in one process with a seeded hardware mix
+//!   and an optional drift plan.
 //! - [`demo`]: the story `edgefleet-sim demo` tells.
 //!
 //! ```
+//! use edgefleet_sim::drift::{DriftScenario, DriftingSource};
 //! use edgefleet_sim::vibration::{MachineState, VibrationSource};
+//! use std::time::Duration;
 //!
 //! let mut source = VibrationSource::new(42, MachineState::Imbalance);
 //! let (features, truth) = source.next_window();
 //! assert_eq!(truth, MachineState::Imbalance);
 //! assert_eq!(features.len(), 8);
+//!
+//! // The same machine developing a fault the model never saw, 30 s in.
+//! let mut drifting = DriftingSource::new(42, MachineState::Imbalance)
+//!     .with_drift(DriftScenario::NewState, Duration::from_secs(30));
+//! assert_eq!(drifting.next_window_at(Duration::from_secs(29)).1, MachineState::Imbalance);
+//! assert_eq!(drifting.next_window_at(Duration::from_secs(30)).1.class_index(), 4);
 //! ```
 
 pub mod demo;
+pub mod drift;
 pub mod fleet;
 pub mod input;
+pub mod training;
 pub mod vibration;

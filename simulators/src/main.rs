@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use edgefleet_sim::demo::{self, DemoOptions};
+use edgefleet_sim::drift::{self, Affected, DriftPlan, DriftScenario, Onset};
 use edgefleet_sim::fleet::{Mix, SimFleet, SimFleetConfig};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,6 +66,15 @@ enum Command {
         /// Sensor windows per device per second.
         #[arg(long, default_value_t = 10.0)]
         rate_hz: f64,
+        /// Drift scenarios: percentage of devices affected (chosen by the seed).
+        #[arg(long, default_value_t = 20.0, value_name = "PERCENT")]
+        affected: f64,
+        /// Drift scenarios: seconds after start at which drift begins.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        drift_after: u64,
+        /// Fraction of inferences that get their ground truth recorded as feedback (0 to 1).
+        #[arg(long, default_value_t = 1.0)]
+        label_rate: f64,
     },
     /// List the scenarios `run --scenario` accepts.
     Scenarios,
@@ -75,6 +85,11 @@ const SCENARIOS: [(&str, &str); 2] = [
     ("crash-restart", "every 5 s one device (seeded choice) dies and restarts: in-memory state lost, disk kept"),
 ];
 
+/// Every scenario `run --scenario` accepts: the fleet ones, then the drift ones.
+fn scenarios() -> impl Iterator<Item = (&'static str, &'static str)> {
+    SCENARIOS.into_iter().chain(drift::SCENARIO_NAMES)
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -83,18 +98,43 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Scenarios => {
-            for (name, what) in SCENARIOS {
-                println!("{name:<14} {what}");
+            for (name, what) in scenarios() {
+                println!("{name:<19} {what}");
             }
+            println!("\ndrift scenarios take --affected PERCENT (default 20) and --drift-after SECONDS (default 30)");
             Ok(())
         }
         Command::Demo { dir, devices, mix, seed, keep_running } => {
             runtime.block_on(demo::run(DemoOptions { dir, devices, mix, seed, keep_running }))
         }
-        Command::Run { fleet, trust_store, devices, mix, scenario, seed, data_dir, namespace, rate_hz } => {
-            if !SCENARIOS.iter().any(|(n, _)| *n == scenario) {
+        Command::Run {
+            fleet,
+            trust_store,
+            devices,
+            mix,
+            scenario,
+            seed,
+            data_dir,
+            namespace,
+            rate_hz,
+            affected,
+            drift_after,
+            label_rate,
+        } => {
+            if !scenarios().any(|(n, _)| n == scenario) {
                 anyhow::bail!("unknown scenario {scenario:?}; `edgefleet-sim scenarios` lists them");
             }
+            if !(0.0..=100.0).contains(&affected) {
+                anyhow::bail!("--affected {affected} is not a percentage (0 to 100)");
+            }
+            if !(0.0..=1.0).contains(&label_rate) {
+                anyhow::bail!("--label-rate {label_rate} is not a fraction (0 to 1)");
+            }
+            let drift = DriftScenario::from_name(&scenario).map(|scenario| DriftPlan {
+                scenario,
+                onset: Onset::AfterStart(Duration::from_secs(drift_after)),
+                affected: Affected::Fraction(affected / 100.0),
+            });
             runtime.block_on(async move {
                 let mut sim = SimFleet::start(SimFleetConfig {
                     broker: fleet.clone(),
@@ -107,9 +147,15 @@ fn main() -> Result<()> {
                     rate_hz,
                     health_interval_secs: 10,
                     id_prefix: format!("sim{seed}"),
+                    drift,
+                    label_rate,
                 })
                 .context("starting the simulated fleet")?;
                 println!("{devices} simulated devices → {fleet} (data in {}), scenario {scenario}; Ctrl-C stops", data_dir.display());
+                if DriftScenario::from_name(&scenario).is_some() {
+                    let ids: Vec<&str> = sim.affected_devices().collect();
+                    println!("drift from {drift_after} s on {} devices: {}", ids.len(), ids.join(" "));
+                }
                 let mut tick = tokio::time::interval(Duration::from_secs(5));
                 let mut pick = seed;
                 loop {

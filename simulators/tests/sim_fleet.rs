@@ -5,6 +5,7 @@ use edgefleet::client::Client;
 use edgefleet::keys;
 use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_protocol::hardware::HardwareClass;
+use edgefleet_sim::drift::{Affected, DriftPlan, DriftScenario, Onset};
 use edgefleet_sim::fleet::{SimFleet, SimFleetConfig};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -41,9 +42,26 @@ async fn a_sim_fleet_registers_with_its_mix_and_survives_crash_restarts() {
         rate_hz: 5.0,
         health_interval_secs: 1,
         id_prefix: "t".into(),
+        drift: Some(DriftPlan {
+            scenario: DriftScenario::from_name("drift-sudden").unwrap(),
+            onset: Onset::AfterStart(Duration::from_secs(3600)),
+            affected: Affected::Fraction(0.2),
+        }),
+        label_rate: 0.5,
     })
     .unwrap();
     assert_eq!(sim.devices().filter(|d| d.1 == HardwareClass::Accelerator).count(), 4);
+    // The affected set is the seeded 20% of the fleet, by index and by id.
+    assert_eq!(sim.affected(), Affected::Fraction(0.2).resolve(20, 5));
+    let ids: Vec<String> = sim.affected_devices().map(str::to_string).collect();
+    assert_eq!(ids, sim.affected().iter().map(|i| format!("t-{i:05}")).collect::<Vec<_>>());
+    let again = sim.start_drift(&DriftPlan {
+        scenario: DriftScenario::NewState,
+        onset: Onset::At(Instant::now()),
+        affected: Affected::Devices(vec![3, 1]),
+    });
+    assert_eq!(again, ["t-00001", "t-00003"]);
+    assert!(sim.drift_control().current().is_some());
     let deadline = Instant::now() + Duration::from_secs(60);
     while devices_online(&client).await < 20 {
         assert!(Instant::now() < deadline, "devices did not come online");
