@@ -278,9 +278,10 @@ mod tests {
     #[test]
     fn buckets_follow_the_edges() {
         let b = numeric();
-        assert_eq!([b.bucket(-5.0), b.bucket(-1.0), b.bucket(-0.5), b.bucket(0.0), b.bucket(1.0), b.bucket(9.0)], [
-            0, 1, 1, 2, 3, 3
-        ]);
+        assert_eq!(
+            [b.bucket(-5.0), b.bucket(-1.0), b.bucket(-0.5), b.bucket(0.0), b.bucket(1.0), b.bucket(9.0)],
+            [0, 1, 1, 2, 3, 3]
+        );
         let c = Binning::Categorical { codes: vec![3, 1] };
         assert_eq!([c.bucket(3.0), c.bucket(1.9), c.bucket(7.0)], [0, 1, 2]);
     }

@@ -22,7 +22,9 @@ pub enum CompareError {
         detail: String,
     },
     /// A cell is not a number.
-    #[error("{path}: line {line}, column {column:?}: {value:?} is not a number (leave it empty or write NaN for a missing value)")]
+    #[error(
+        "{path}: line {line}, column {column:?}: {value:?} is not a number (leave it empty or write NaN for a missing value)"
+    )]
     NotANumber {
         /// File.
         path: PathBuf,
@@ -67,7 +69,8 @@ impl Table {
 /// Reads a CSV file with a header row; empty cells and `NaN` are missing values.
 pub fn read_table(path: &Path) -> Result<Table, CompareError> {
     let read_err = |detail: String| CompareError::Read { path: path.to_path_buf(), detail };
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| read_err(e.to_string()))?;
+    let mut reader =
+        csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| read_err(e.to_string()))?;
     let columns: Vec<String> =
         reader.headers().map_err(|e| read_err(e.to_string()))?.iter().map(str::to_string).collect();
     if columns.is_empty() {

@@ -138,7 +138,10 @@ impl Assessment {
     }
 }
 
-fn pairs<'a>(reference: &'a DriftReference, merged: &'a Merged) -> Vec<(Part, &'a FeatureReference, &'a FeatureSummary)> {
+fn pairs<'a>(
+    reference: &'a DriftReference,
+    merged: &'a Merged,
+) -> Vec<(Part, &'a FeatureReference, &'a FeatureSummary)> {
     let mut out = Vec::new();
     out.extend(reference.features.iter().zip(&merged.features).map(|(r, s)| (Part::Input, r, s)));
     out.extend(reference.outputs.iter().zip(&merged.outputs).map(|(r, s)| (Part::Output, r, s)));

@@ -2,7 +2,7 @@
 //! parts merge bucket by bucket (WIRE.md §4.5), so a cohort's summary equals the summary of
 //! all its devices' values.
 
-use edgefleet_protocol::drift::{BucketMismatch, Feedback, FeatureSummary};
+use edgefleet_protocol::drift::{BucketMismatch, FeatureSummary, Feedback};
 use edgefleet_protocol::uplink::DriftSummary;
 use serde::Serialize;
 

@@ -25,6 +25,7 @@ mod trust_file;
 #[cfg(feature = "std")]
 mod writer;
 
+pub use crate::drift::{Binning, DriftReference, FeatureReference};
 pub use blob::BlobVerifier;
 pub use downgrade::{DOWNGRADE_CONTEXT, Downgrade, SignedDowngrade};
 pub use error::{PackageError, Section};
@@ -32,7 +33,6 @@ pub use head::{
     FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_MANIFEST_LEN, PackageHead, SIGNATURE_BLOCK_LEN, SIGNING_CONTEXT,
     SignatureBlock, parse_header,
 };
-pub use crate::drift::{Binning, DriftReference, FeatureReference};
 pub use manifest::{GoldenVector, Lineage, MAX_VARIANTS, Manifest, Variant};
 pub use summary::ManifestSummary;
 pub use trust::{TrustStore, TrustedKey, check_newer, sign_manifest};

@@ -1,5 +1,5 @@
 use crate::codec::{MessageKind, WireMessage};
-pub use crate::drift::{Feedback, FeatureSummary};
+pub use crate::drift::{FeatureSummary, Feedback};
 use crate::ids::ModelName;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
