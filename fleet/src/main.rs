@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod drift_cli;
 mod ops;
 mod quickstart;
 
@@ -56,6 +57,15 @@ enum Command {
         /// Only devices serving this model.
         #[arg(long)]
         model: Option<String>,
+    },
+    /// Drift reports from the fleet, and offline drift tools on CSV files.
+    #[command(subcommand)]
+    Drift(drift_cli::DriftCommand),
+    /// A rollout's A/B scorecard: the new version's devices against the old version's, per
+    /// hardware track (accuracy, errors, latency, prediction shift, drift), with 95% intervals.
+    Scorecard {
+        /// Rollout id.
+        rollout: String,
     },
     /// The hash-chained audit log.
     #[command(subcommand)]
@@ -176,7 +186,7 @@ struct BuildArgs {
     /// Accelerator family of the accelerator variant (e.g. hailo-8).
     #[arg(long)]
     accelerator_kind: Option<String>,
-    /// Drift reference profile (JSON: {"features":[{"name","bin_edges","counts"}]}).
+    /// Drift reference profile (JSON, as written by `edgefleet drift profile`).
     #[arg(long)]
     drift_reference: Option<PathBuf>,
     /// Lineage: training run id.
@@ -218,6 +228,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rollout(c) => return ops::rollout(&conn, c),
         Command::Health { device, model } => return ops::health(&conn, device, model),
         Command::Audit(c) => return ops::audit(&conn, c),
+        Command::Drift(c) => return drift_cli::run(&conn, c),
+        Command::Scorecard { rollout } => return drift_cli::scorecard(&conn, &rollout),
         Command::Keys(KeysCommand::Generate { out, name }) => {
             let key = keys::generate(&out, &name)?;
             println!("generated key {}", key.key_id);

@@ -27,7 +27,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         let actor = self.actor.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into());
         Client::new(&self.server, &actor)
     }
@@ -219,6 +219,10 @@ pub(crate) struct CreateArgs {
     /// Health gate: inferences the new version's devices must run before it decides (default 200).
     #[arg(long)]
     min_inferences: Option<u64>,
+    /// A/B gate expression (repeatable): ab:accuracy>=-1% (labelled accuracy new − old),
+    /// ab:error_rate<=+1%, ab:p99_ratio<=1.5, ab:min_labelled=200.
+    #[arg(long = "gate")]
+    gates: Vec<String>,
     /// Resolve targets, stages, bytes and duration; send nothing.
     #[arg(long)]
     dry_run: bool,
@@ -284,7 +288,7 @@ pub(crate) enum AuditCommand {
     },
 }
 
-fn print_json(value: &Value) {
+pub(crate) fn print_json(value: &Value) {
     println!("{value:#}");
 }
 
@@ -298,7 +302,7 @@ fn ms_ago(ms: u64) -> String {
     }
 }
 
-fn s(v: &Value) -> String {
+pub(crate) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -473,6 +477,9 @@ fn request_from(args: &CreateArgs) -> Result<RolloutRequest> {
     put("max_error_rate_increase", text(&args.max_error_rate_increase));
     put("max_p99_ratio", args.max_p99_ratio.map(toml::Value::Float));
     put("min_inferences", args.min_inferences.map(|v| toml::Value::Integer(v as i64)));
+    if !args.gates.is_empty() {
+        put("gates", Some(toml::Value::Array(args.gates.iter().cloned().map(toml::Value::String).collect())));
+    }
     if !table.contains_key("model") || !table.contains_key("version_seq") {
         anyhow::bail!("a rollout needs --model and --version-seq (or both in --plan)");
     }

@@ -40,21 +40,21 @@ impl Default for DetectorSettings {
 }
 
 impl DetectorSettings {
-    /// Checks the values make sense; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the values make sense: `Err((field, what is wrong))`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(self.fdr > 0.0 && self.fdr < 1.0) {
-            return Err(format!("drift.fdr must be in (0, 1), is {}", self.fdr));
+            return Err(("drift.fdr", format!("must be in (0, 1), is {}", self.fdr)));
         }
         if !(self.min_psi >= 0.0) {
-            return Err(format!("drift.min_psi must be ≥ 0, is {}", self.min_psi));
+            return Err(("drift.min_psi", format!("must be ≥ 0, is {}", self.min_psi)));
         }
         if !(0.0..=1.0).contains(&self.max_missing_rate) {
-            return Err(format!("drift.max_missing_rate must be in [0, 1], is {}", self.max_missing_rate));
+            return Err(("drift.max_missing_rate", format!("must be in [0, 1], is {}", self.max_missing_rate)));
         }
         if self.persist_k == 0 || self.persist_k > self.persist_n {
-            return Err(format!(
-                "drift.persist_k must be between 1 and persist_n ({}), is {}",
-                self.persist_n, self.persist_k
+            return Err((
+                "drift.persist_k",
+                format!("must be between 1 and persist_n ({}), is {}", self.persist_n, self.persist_k),
             ));
         }
         Ok(())

@@ -178,6 +178,12 @@ pub struct CohortFigures {
     pub errors: u64,
     /// Median over devices of each device's p99 latency, microseconds.
     pub p99_us: Option<u32>,
+    /// Inferences that received a ground-truth label (from drift windows).
+    #[serde(default)]
+    pub labelled: u64,
+    /// Of those, predicted correctly.
+    #[serde(default)]
+    pub correct: u64,
 }
 
 /// A track's latest cohort figures.
@@ -226,8 +232,26 @@ pub struct HealthEvidence {
     pub control_error_rate: Option<(f64, f64)>,
     /// New p99 over control p99.
     pub p99_ratio: Option<f64>,
+    /// Newcombe interval of the labelled-accuracy difference new − control (when both
+    /// cohorts have labels).
+    #[serde(default)]
+    pub accuracy_delta: Option<(f64, f64)>,
     /// The conclusion.
     pub verdict: HealthVerdict,
+}
+
+/// The health verdict from the error/latency part and the optional accuracy part: a
+/// regression in either fails, then missing evidence holds, then doubt holds.
+fn combine(base: HealthVerdict, accuracy: Option<HealthVerdict>, reported: bool) -> HealthVerdict {
+    use HealthVerdict::*;
+    let Some(accuracy) = accuracy else { return base };
+    match (base, accuracy) {
+        _ if !reported => InsufficientInferences,
+        (Regressed, _) | (_, Regressed) => Regressed,
+        (InsufficientInferences, _) | (_, InsufficientInferences) => InsufficientInferences,
+        (Inconclusive, _) | (_, Inconclusive) => Inconclusive,
+        (b, _) => b,
+    }
 }
 
 /// Why a track holds.
@@ -865,7 +889,7 @@ impl Rollout {
         // A control p99 with no new p99 yet (the new cohort's reports had empty windows): the
         // latency comparison cannot be made, so wait rather than pass on errors alone.
         let new_p99_missing = new.p99_us.is_none() && control.is_some_and(|c| c.p99_us.is_some());
-        let verdict = match control_bounds {
+        let base = match control_bounds {
             // Nothing reported yet, or control devices exist whose figures have not arrived.
             _ if !cohorts.reported => HealthVerdict::InsufficientInferences,
             None if cohorts.control_members > 0 => HealthVerdict::InsufficientInferences,
@@ -882,6 +906,22 @@ impl Rollout {
                 }
             }
         };
+        let accuracy_delta = control.and_then(|c| {
+            crate::drift::stats::newcombe_difference((new.correct, new.labelled), (c.correct, c.labelled), z)
+        });
+        let accuracy = match (gate.min_accuracy_delta, control) {
+            (Some(threshold), Some(c)) => Some(if new.labelled < gate.min_labelled || c.labelled < gate.min_labelled {
+                HealthVerdict::InsufficientInferences
+            } else {
+                match accuracy_delta {
+                    Some((_, upper)) if upper < threshold => HealthVerdict::Regressed,
+                    Some((lower, _)) if lower >= threshold => HealthVerdict::Fine,
+                    _ => HealthVerdict::Inconclusive,
+                }
+            }),
+            _ => None,
+        };
+        let verdict = combine(base, accuracy, cohorts.reported);
         HealthEvidence {
             gate: gate.clone(),
             new,
@@ -889,6 +929,7 @@ impl Rollout {
             new_error_rate: (new_bounds.lower, new_bounds.upper),
             control_error_rate: control_bounds.map(|b| (b.lower, b.upper)),
             p99_ratio,
+            accuracy_delta,
             verdict,
         }
     }

@@ -59,6 +59,18 @@ pub struct HealthGate {
     pub max_p99_ratio: f64,
     /// Inferences the new cohort must have run before the health gate decides.
     pub min_inferences: u64,
+    /// A/B accuracy gate: smallest tolerated labelled-accuracy difference new − control
+    /// (−0.01 = at most one percentage point worse), decided on Newcombe's interval of the
+    /// difference. `None`: accuracy is not gated.
+    #[serde(default)]
+    pub min_accuracy_delta: Option<f64>,
+    /// Labelled inferences each cohort needs before the accuracy gate decides.
+    #[serde(default = "default_min_labelled")]
+    pub min_labelled: u64,
+}
+
+fn default_min_labelled() -> u64 {
+    100
 }
 
 fn default_confidence() -> f64 {

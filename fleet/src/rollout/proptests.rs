@@ -39,7 +39,13 @@ fn arb_plan() -> impl Strategy<Value = RolloutPlan> {
             p.max_concurrent_downloads = conc;
             p.confidence = confidence;
             if conc % 3 == 0 {
-                p.health = Some(HealthGate { max_error_rate_increase: 0.02, max_p99_ratio: 1.5, min_inferences: 500 });
+                p.health = Some(HealthGate {
+                    max_error_rate_increase: 0.02,
+                    max_p99_ratio: 1.5,
+                    min_inferences: 500,
+                    min_accuracy_delta: Some(-0.02),
+                    min_labelled: 50,
+                });
             }
             p
         },
@@ -86,6 +92,8 @@ fn concrete(r: &Rollout, targets: &[Target], (kind, sel, dt): Step, fail_weight:
                 inferences,
                 errors: inferences * u64::from(sel % 5) / 40,
                 p99_us: Some(100 + (sel % 300)),
+                labelled: inferences / 2,
+                correct: inferences / 2 * u64::from(10 - sel % 4) / 10,
             };
             let control = CohortFigures {
                 members: sel % 3,
@@ -93,6 +101,8 @@ fn concrete(r: &Rollout, targets: &[Target], (kind, sel, dt): Step, fail_weight:
                 inferences: u64::from(sel % 3) * 5_000,
                 errors: u64::from(sel % 3) * 20,
                 p99_us: (sel % 3 > 0).then_some(150),
+                labelled: u64::from(sel % 3) * 400,
+                correct: u64::from(sel % 3) * 360,
             };
             Event::CohortHealth { track, new, control }
         }

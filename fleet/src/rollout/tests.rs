@@ -378,12 +378,18 @@ fn state_round_trips_through_json() {
 
 fn health_plan() -> RolloutPlan {
     let mut p = plan(&[20, 100], 0.5, 5, OnFail::Rollback);
-    p.health = Some(HealthGate { max_error_rate_increase: 0.01, max_p99_ratio: 1.5, min_inferences: 1_000 });
+    p.health = Some(HealthGate {
+        max_error_rate_increase: 0.01,
+        max_p99_ratio: 1.5,
+        min_inferences: 1_000,
+        min_accuracy_delta: None,
+        min_labelled: 100,
+    });
     p
 }
 
 fn figures(devices: u32, inferences: u64, errors: u64, p99_us: u32) -> CohortFigures {
-    CohortFigures { members: devices, devices, inferences, errors, p99_us: Some(p99_us) }
+    CohortFigures { members: devices, devices, inferences, errors, p99_us: Some(p99_us), labelled: 0, correct: 0 }
 }
 
 fn gated(r: &mut Rollout) -> Vec<Action> {

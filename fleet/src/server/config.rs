@@ -2,6 +2,7 @@
 //! `EDGEFLEET_SERVE__KEY` (or `EDGEFLEET_SERVE__PROBATION__KEY`) environment variables, then
 //! flags; checked once into [`ServeConfig`], with errors naming the field.
 
+use crate::drift::DetectorSettings;
 use crate::rollout::plan::{parse_duration_ms, parse_rate};
 use edgefleet_agent::config::BrokerUrl;
 use edgefleet_protocol::command::ProbationBudget;
@@ -50,6 +51,10 @@ pub struct ServeConfig {
     pub max_packet_bytes: usize,
     /// Default probation budget for deploy commands.
     pub probation: ProbationBudget,
+    /// Drift detector thresholds.
+    pub drift: DetectorSettings,
+    /// Drift windows kept per device.
+    pub drift_retention: usize,
 }
 
 /// Which broker the fleet manager uses.
@@ -173,6 +178,35 @@ impl ServeConfig {
             max_error_rate_ppm: (error_rate * 1e6).round() as u32,
             max_p99_latency_us: int(&probation_table, "max_p99_us", "probation.max_p99_us")?,
         };
+        let drift_table = match t.get("drift") {
+            Some(toml::Value::Table(d)) => d.clone(),
+            _ => return Err(err("drift", "missing table")),
+        };
+        let real = |key: &str| -> Result<f64, ConfigError> {
+            let field = format!("drift.{key}");
+            match drift_table.get(key) {
+                Some(toml::Value::Float(f)) => Ok(*f),
+                Some(toml::Value::Integer(i)) => Ok(*i as f64),
+                Some(toml::Value::String(s)) => {
+                    s.trim().parse().map_err(|_| err(&field, format!("{s:?} is not a number")))
+                }
+                Some(other) => Err(err(&field, format!("expected a number, found {other}"))),
+                None => Err(err(&field, "missing")),
+            }
+        };
+        let drift = DetectorSettings {
+            fdr: real("fdr")?,
+            min_rows: int(&drift_table, "min_rows", "drift.min_rows")?,
+            min_psi: real("min_psi")?,
+            max_missing_rate: real("max_missing_rate")?,
+            persist_k: int(&drift_table, "persist_k", "drift.persist_k")? as usize,
+            persist_n: int(&drift_table, "persist_n", "drift.persist_n")? as usize,
+        };
+        drift.validate().map_err(|(field, detail)| err(field, detail))?;
+        let drift_retention = int(&drift_table, "retention", "drift.retention")?.clamp(1, 1024) as usize;
+        if drift_retention < drift.persist_n {
+            return Err(err("drift.retention", format!("must keep at least persist_n = {} windows", drift.persist_n)));
+        }
         let max_packet_bytes = int(t, "max_packet_bytes", "max_packet_bytes")? as usize;
         if max_packet_bytes < 80 * 1024 {
             return Err(err("max_packet_bytes", "must be at least 81920 (a 64 KiB chunk plus framing)"));
@@ -187,6 +221,8 @@ impl ServeConfig {
             history_retention: int(t, "history_retention", "history_retention")?.max(1) as usize,
             max_packet_bytes,
             probation,
+            drift,
+            drift_retention,
             data_dir,
         })
     }

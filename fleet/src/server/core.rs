@@ -5,6 +5,8 @@
 //! commands the rollouts asked for. So nothing is acknowledged or acted on before it is durable.
 
 use super::audit::{self, AuditEntry};
+use super::drift::{DeviceDrift, StoredWindow};
+use super::drift_views;
 use super::models::{ModelRecord, model_key};
 use super::registry::{Applied, DeviceRecord, Retention, Uplink, describe_ack};
 use super::rollouts::{RequestError, RolloutRecord, RolloutRequest, event_for_state, resolve_targets};
@@ -30,6 +32,8 @@ struct CohortSum {
     inferences: u64,
     errors: u64,
     p99s: Vec<u32>,
+    labelled: u64,
+    correct: u64,
 }
 
 impl CohortSum {
@@ -51,6 +55,8 @@ impl CohortSum {
             inferences: self.inferences,
             errors: self.errors,
             p99_us: self.p99s.get(self.p99s.len() / 2).copied(),
+            labelled: self.labelled,
+            correct: self.correct,
         }
     }
 }
@@ -176,6 +182,18 @@ pub enum ApiRequest {
         /// Only devices serving this model.
         model: Option<String>,
     },
+    /// Drift per device and cohort for a model.
+    DriftReport {
+        /// Model name.
+        model: String,
+        /// Only this device.
+        device: Option<String>,
+    },
+    /// A rollout's A/B scorecard.
+    Scorecard {
+        /// Rollout id.
+        id: u32,
+    },
     /// Audit entries.
     Audit {
         /// From this sequence number.
@@ -256,6 +274,10 @@ pub struct CoreConfig {
     pub retention: Retention,
     /// Default probation.
     pub probation: ProbationBudget,
+    /// Drift detector thresholds.
+    pub drift: crate::drift::DetectorSettings,
+    /// Drift windows kept per device.
+    pub drift_retention: usize,
     /// Shown in `/v1/status`.
     pub info: Value,
 }
@@ -277,6 +299,9 @@ pub struct Core {
     next_command_id: u64,
     decided_in_batch: u64,
     health_arrived: bool,
+    drift: BTreeMap<DeviceId, DeviceDrift>,
+    new_drift: Vec<(String, StoredWindow)>,
+    drift_keep_from: BTreeMap<String, u64>,
 }
 
 impl Core {
@@ -285,7 +310,8 @@ impl Core {
         let snapshot = db.load()?;
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
-        Ok(Core {
+        let stored_drift = snapshot.drift;
+        let mut core = Core {
             devices: snapshot.devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
             models: snapshot.models.into_iter().map(|m| (m.key(), m)).collect(),
             rollouts: snapshot.rollouts.into_iter().map(|r| (r.id, r)).collect(),
@@ -302,7 +328,33 @@ impl Core {
             next_command_id: u64::from_le_bytes(seed) >> 2,
             decided_in_batch: 0,
             health_arrived: false,
-        })
+            drift: BTreeMap::new(),
+            new_drift: Vec::new(),
+            drift_keep_from: BTreeMap::new(),
+        };
+        // Replaying the stored windows rebuilds each device's persistence state exactly.
+        for (device, window) in stored_drift {
+            let Ok(id) = device.parse::<DeviceId>() else { continue };
+            core.record_drift(id, window.summary, window.received_ms);
+        }
+        core.new_drift.clear();
+        core.drift_keep_from.clear();
+        Ok(core)
+    }
+
+    /// Assesses and keeps one drift window of `device`.
+    fn record_drift(&mut self, device: DeviceId, summary: edgefleet_protocol::uplink::DriftSummary, received_ms: u64) {
+        let reference = self
+            .models
+            .get(&model_key(summary.model.as_str(), summary.version_seq))
+            .map(|m| &m.drift_reference)
+            .filter(|r| !r.is_empty());
+        let state = self.drift.entry(device.clone()).or_default();
+        let stored = state.record(summary, reference, &self.cfg.drift, received_ms, self.cfg.drift_retention).clone();
+        if let Some(oldest) = state.windows.front() {
+            self.drift_keep_from.insert(device.to_string(), oldest.summary.seq);
+        }
+        self.new_drift.push((device.to_string(), stored));
     }
 
     /// Runs until `inputs` closes; `ack` releases a device message, `send` publishes a command.
@@ -364,6 +416,8 @@ impl Core {
             models: self.dirty_models.iter().filter_map(|k| self.models.get(k).cloned()).collect(),
             rollouts: self.dirty_rollouts.iter().filter_map(|id| self.rollouts.get(id).cloned()).collect(),
             audit: std::mem::take(&mut self.new_audit),
+            drift: std::mem::take(&mut self.new_drift),
+            drift_keep_from: std::mem::take(&mut self.drift_keep_from).into_iter().collect(),
         };
         if batch.is_empty() {
             return Ok(());
@@ -446,6 +500,11 @@ impl Core {
                 }
             }
             Uplink::Health(_) => self.health_arrived = true,
+            Uplink::Drift(summary) => {
+                self.record_drift(device, (**summary).clone(), now);
+                // Feedback counts feed the scorecards' accuracy and the accuracy gate.
+                self.health_arrived = true;
+            }
             Uplink::Presence(_) => {}
         }
     }
@@ -507,6 +566,11 @@ impl Core {
                         _ => continue,
                     };
                     cohort.members += 1;
+                    if let Some(drift) = self.drift.get(&target.device) {
+                        let feedback = drift.merged(&model, wanted, r.created_at_ms, usize::MAX).feedback;
+                        cohort.labelled += feedback.labelled;
+                        cohort.correct += feedback.correct;
+                    }
                     if let Some(figures) = device
                         .health
                         .back()
@@ -751,9 +815,31 @@ impl Core {
                     .values()
                     .filter(|d| device.as_ref().is_none_or(|id| d.id.as_str() == id))
                     .filter(|d| model.as_ref().is_none_or(|m| d.active_models.iter().any(|a| &a.name == m)))
-                    .map(|d| views::health(d, model.as_deref()))
+                    .map(|d| {
+                        let mut view = views::health(d, model.as_deref());
+                        drift_views::add_to_health(&self.drift_data(), d, model.as_deref(), &mut view);
+                        view
+                    })
                     .collect();
                 Ok(json!(list))
+            }
+            ApiRequest::DriftReport { model, device } => {
+                let device = match &device {
+                    Some(id) => Some(self.device(id)?.id.clone()),
+                    None => None,
+                };
+                let known = self.models.values().any(|m| m.name == model)
+                    || self.drift.values().any(|d| d.models.contains_key(&model));
+                if !known {
+                    return Err(ApiError::not_found(format!(
+                        "unknown model {model:?}; `edgefleet model list` shows the known ones"
+                    )));
+                }
+                Ok(drift_views::report(&self.drift_data(), &model, device.as_ref()))
+            }
+            ApiRequest::Scorecard { id } => {
+                let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
+                Ok(drift_views::scorecard(&self.drift_data(), r))
             }
             ApiRequest::Audit { from, limit } => {
                 let entries = self
@@ -763,6 +849,15 @@ impl Core {
                 Ok(json!(entries))
             }
             ApiRequest::AuditVerify => self.verify_audit(),
+        }
+    }
+
+    fn drift_data(&self) -> drift_views::DriftData<'_> {
+        drift_views::DriftData {
+            devices: &self.devices,
+            drift: &self.drift,
+            models: &self.models,
+            settings: &self.cfg.drift,
         }
     }
 

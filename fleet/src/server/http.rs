@@ -11,7 +11,9 @@
 //! | POST | `/v1/rollouts?dry_run=true` | body: a rollout request (JSON) |
 //! | GET | `/v1/rollouts`, `/v1/rollouts/{id}` | status, counts, gate evidence |
 //! | POST | `/v1/rollouts/{id}/{pause,resume,abort,rollback,promote}` | `{"reason": "..", "track": "gpu"}` |
-//! | GET | `/v1/health?device=&model=` | health state with reasons |
+//! | GET | `/v1/rollouts/{id}/scorecard` | A/B scorecard: new version vs control, per track |
+//! | GET | `/v1/health?device=&model=` | health state with reasons (drift included) |
+//! | GET | `/v1/drift?model=&device=` | drift per device and per cohort, with statistics |
 //! | GET | `/v1/audit?from=&limit=`, `/v1/audit/verify` | the hash-chained audit log |
 //!
 //! The operator's name comes from the `x-edgefleet-actor` header (the CLI sends `$USER` or
@@ -93,7 +95,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/rollouts", get(list_rollouts).post(create_rollout))
         .route("/v1/rollouts/{id}", get(show_rollout))
         .route("/v1/rollouts/{id}/{op}", post(operate_rollout))
+        .route("/v1/rollouts/{id}/scorecard", get(scorecard))
         .route("/v1/health", get(health))
+        .route("/v1/drift", get(drift_report))
         .route("/v1/audit", get(audit))
         .route("/v1/audit/verify", get(audit_verify))
         .layer(DefaultBodyLimit::max(MAX_PACKAGE_BYTES))
@@ -251,6 +255,23 @@ struct HealthQuery {
 
 async fn health(State(s): State<HttpState>, Query(q): Query<HealthQuery>) -> Answer {
     ask(&s, ApiRequest::Health { device: q.device, model: q.model }).await
+}
+
+#[derive(Deserialize)]
+struct DriftQuery {
+    model: String,
+    device: Option<String>,
+}
+
+async fn drift_report(State(s): State<HttpState>, Query(q): Query<DriftQuery>) -> Answer {
+    ask(&s, ApiRequest::DriftReport { model: q.model, device: q.device }).await
+}
+
+async fn scorecard(State(s): State<HttpState>, Path(id): Path<String>) -> Answer {
+    match rollout_id(&id) {
+        Ok(id) => ask(&s, ApiRequest::Scorecard { id }).await,
+        Err(e) => Answer(Err(e)),
+    }
 }
 
 #[derive(Deserialize)]

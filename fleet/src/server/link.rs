@@ -43,6 +43,7 @@ fn subscriptions(namespace: &Namespace) -> Vec<(String, QoS)> {
         (leaf(TopicKind::Health), QoS::AtLeastOnce),
         (leaf(TopicKind::Deployment), QoS::AtLeastOnce),
         (leaf(TopicKind::Ack), QoS::AtLeastOnce),
+        (leaf(TopicKind::Drift), QoS::AtLeastOnce),
         // Chunk requests are retried by devices: at most once is enough, and needs no ack.
         (leaf(TopicKind::ChunkRequest), QoS::AtMostOnce),
     ]

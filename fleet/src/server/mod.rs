@@ -17,6 +17,8 @@ pub mod audit;
 pub mod broker;
 pub mod config;
 pub mod core;
+pub mod drift;
+pub mod drift_views;
 pub mod http;
 pub mod link;
 pub mod models;
@@ -96,6 +98,8 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         unreachable_after_ms: cfg.unreachable_after.as_millis() as u64,
         retention: Retention { health: cfg.health_retention, history: cfg.history_retention },
         probation: cfg.probation,
+        drift: cfg.drift,
+        drift_retention: cfg.drift_retention,
         info: info.clone(),
     };
     let core = Core::open(core_cfg, db)?;

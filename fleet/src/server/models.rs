@@ -2,6 +2,7 @@
 //! stored content-addressed (`<data_dir>/packages/<package id>.efpkg`).
 
 use crate::transfer::ObjectStore;
+use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::hardware::HardwareClass;
 use edgefleet_protocol::package::{ReadError, TrustStore, verify_package};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,9 @@ pub struct ModelRecord {
     pub pushed_at_ms: u64,
     /// By whom.
     pub pushed_by: String,
+    /// The training data's profile devices summarize against (empty: no drift detection).
+    #[serde(default)]
+    pub drift_reference: DriftReference,
 }
 
 impl ModelRecord {
@@ -129,6 +133,7 @@ pub fn verify_and_store(
         key_id: hex::encode(verified.signature.key_id.0),
         pushed_at_ms: now_ms,
         pushed_by: actor.to_string(),
+        drift_reference: m.drift_reference.clone(),
     };
     let dir = packages_dir(data_dir);
     std::fs::create_dir_all(&dir)?;

@@ -5,7 +5,8 @@
 use edgefleet_protocol::hardware::HardwareClass;
 use edgefleet_protocol::topic::TopicKind;
 use edgefleet_protocol::uplink::{
-    AckResult, Birth, CommandAck, DeploymentState, DeploymentStatus, Health, ModelHealth, Presence, PresenceState,
+    AckResult, Birth, CommandAck, DeploymentState, DeploymentStatus, DriftSummary, Health, ModelHealth, Presence,
+    PresenceState,
 };
 use edgefleet_protocol::{DeviceId, WireError, decode};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,8 @@ pub enum Uplink {
     Deployment(DeploymentStatus),
     /// A command acknowledgement.
     Ack(CommandAck),
+    /// A drift summary window.
+    Drift(Box<DriftSummary>),
 }
 
 /// Decodes the payload of an uplink topic (`None` for streams the registry does not keep).
@@ -34,6 +37,7 @@ pub fn decode_uplink(kind: TopicKind, payload: &[u8]) -> Result<Option<Uplink>, 
         TopicKind::Health => Uplink::Health(decode(payload)?),
         TopicKind::Deployment => Uplink::Deployment(decode(payload)?),
         TopicKind::Ack => Uplink::Ack(decode(payload)?),
+        TopicKind::Drift => Uplink::Drift(Box::new(decode(payload)?)),
         _ => return Ok(None),
     }))
 }
@@ -194,6 +198,7 @@ impl DeviceRecord {
             Uplink::Health(h) => self.fresh("health", h.seq),
             Uplink::Deployment(d) => self.fresh("deployment", d.seq),
             Uplink::Ack(a) => self.fresh("ack", a.seq),
+            Uplink::Drift(d) => self.fresh("drift", d.seq),
         };
         if !fresh {
             return Applied::Ignored;
@@ -260,7 +265,7 @@ impl DeviceRecord {
                     retention.history,
                 );
             }
-            Uplink::Ack(_) => {}
+            Uplink::Ack(_) | Uplink::Drift(_) => {}
         }
         Applied::Fresh
     }

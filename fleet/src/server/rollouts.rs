@@ -73,6 +73,10 @@ pub struct RolloutRequest {
     /// Health gate: inferences the new cohort must run before it decides (default 200).
     #[serde(default)]
     pub min_inferences: Option<u64>,
+    /// Gate expressions, e.g. `ab:accuracy>=-1%`, `ab:error_rate<=+1%`, `ab:p99_ratio<=1.5`,
+    /// `ab:min_labelled=200` (each sets the matching health-gate field and turns it on).
+    #[serde(default)]
+    pub gates: Vec<String>,
 }
 
 fn default_stages() -> String {
@@ -162,7 +166,11 @@ impl RolloutRequest {
 
 impl RolloutRequest {
     fn health_gate(&self) -> Result<Option<crate::rollout::HealthGate>, RequestError> {
-        if self.max_error_rate_increase.is_none() && self.max_p99_ratio.is_none() && self.min_inferences.is_none() {
+        if self.max_error_rate_increase.is_none()
+            && self.max_p99_ratio.is_none()
+            && self.min_inferences.is_none()
+            && self.gates.is_empty()
+        {
             return Ok(None);
         }
         let increase = match &self.max_error_rate_increase {
@@ -171,11 +179,84 @@ impl RolloutRequest {
             }
             None => 0.01,
         };
-        Ok(Some(crate::rollout::HealthGate {
+        let mut gate = crate::rollout::HealthGate {
             max_error_rate_increase: increase,
             max_p99_ratio: self.max_p99_ratio.unwrap_or(1.5),
             min_inferences: self.min_inferences.unwrap_or(200),
-        }))
+            min_accuracy_delta: None,
+            min_labelled: 100,
+        };
+        for expression in &self.gates {
+            apply_gate_expression(&mut gate, expression).map_err(RequestError::Invalid)?;
+        }
+        Ok(Some(gate))
+    }
+}
+
+/// Applies one `--gate` expression to `gate`.
+fn apply_gate_expression(gate: &mut crate::rollout::HealthGate, expression: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        format!(
+            "gate {expression:?}: {why}; expected ab:accuracy>=-1%, ab:error_rate<=+1%, ab:p99_ratio<=1.5 or ab:min_labelled=200"
+        )
+    };
+    let body = expression.trim().strip_prefix("ab:").ok_or_else(|| bad("must start with ab:"))?;
+    let (metric, op, value) = ["<=", ">=", "="]
+        .iter()
+        .find_map(|op| body.split_once(op).map(|(m, v)| (m.trim(), *op, v.trim())))
+        .ok_or_else(|| bad("no comparison"))?;
+    let rate = |v: &str| -> Result<f64, String> {
+        let v = v.trim_start_matches('+');
+        let (number, scale) = match v.strip_suffix('%') {
+            Some(n) => (n, 0.01),
+            None => (v, 1.0),
+        };
+        number
+            .trim()
+            .parse::<f64>()
+            .map(|x| x * scale)
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| bad("not a number"))
+    };
+    match (metric, op) {
+        ("accuracy", ">=") => gate.min_accuracy_delta = Some(rate(value)?),
+        ("error_rate", "<=") => gate.max_error_rate_increase = rate(value)?.max(0.0),
+        ("p99_ratio", "<=") => {
+            gate.max_p99_ratio = rate(value)?;
+            if gate.max_p99_ratio <= 0.0 {
+                return Err(bad("the ratio must be positive"));
+            }
+        }
+        ("min_labelled", "=") => gate.min_labelled = value.parse().map_err(|_| bad("not a count"))?,
+        _ => return Err(bad("unknown metric or comparison")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod gate_expression_tests {
+    use super::*;
+
+    #[test]
+    fn gate_expressions_set_their_field_and_refuse_nonsense() {
+        let mut g = crate::rollout::HealthGate {
+            max_error_rate_increase: 0.01,
+            max_p99_ratio: 1.5,
+            min_inferences: 200,
+            min_accuracy_delta: None,
+            min_labelled: 100,
+        };
+        apply_gate_expression(&mut g, "ab:accuracy>=-1%").unwrap_or_else(|e| panic!("{e}"));
+        apply_gate_expression(&mut g, "ab:error_rate<=+2%").unwrap_or_else(|e| panic!("{e}"));
+        apply_gate_expression(&mut g, "ab:p99_ratio<=1.3").unwrap_or_else(|e| panic!("{e}"));
+        apply_gate_expression(&mut g, "ab:min_labelled=50").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.min_accuracy_delta, Some(-0.01));
+        assert!((g.max_error_rate_increase - 0.02).abs() < 1e-12);
+        assert_eq!((g.max_p99_ratio, g.min_labelled), (1.3, 50));
+        for bad in ["accuracy>=1%", "ab:accuracy<=1%", "ab:speed>=2", "ab:accuracy>=x", "ab:p99_ratio<=0"] {
+            assert!(apply_gate_expression(&mut g, bad).is_err(), "{bad}");
+        }
     }
 }
 

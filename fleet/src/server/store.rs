@@ -5,6 +5,7 @@
 //! explain them commit together, and device messages are acknowledged only after it.
 
 use super::audit::AuditEntry;
+use super::drift::StoredWindow;
 use super::models::ModelRecord;
 use super::registry::DeviceRecord;
 use super::rollouts::RolloutRecord;
@@ -15,6 +16,12 @@ const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 const MODELS: TableDefinition<&str, &[u8]> = TableDefinition::new("models");
 const ROLLOUTS: TableDefinition<u64, &[u8]> = TableDefinition::new("rollouts");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Drift windows, keyed `<device>/<seq, 20 digits>` so one device's windows sort together.
+const DRIFT: TableDefinition<&str, &[u8]> = TableDefinition::new("drift");
+
+fn drift_key(device: &str, seq: u64) -> String {
+    format!("{device}/{seq:020}")
+}
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +54,20 @@ pub struct Batch {
     pub rollouts: Vec<RolloutRecord>,
     /// Audit entries to append.
     pub audit: Vec<AuditEntry>,
+    /// Drift windows to add, per device.
+    pub drift: Vec<(String, StoredWindow)>,
+    /// Per device, the oldest drift window seq still kept (older ones are deleted).
+    pub drift_keep_from: Vec<(String, u64)>,
 }
 
 impl Batch {
     /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.devices.is_empty() && self.models.is_empty() && self.rollouts.is_empty() && self.audit.is_empty()
+        self.devices.is_empty()
+            && self.models.is_empty()
+            && self.rollouts.is_empty()
+            && self.audit.is_empty()
+            && self.drift.is_empty()
     }
 }
 
@@ -67,6 +82,8 @@ pub struct Snapshot {
     pub rollouts: Vec<RolloutRecord>,
     /// The last audit entry.
     pub audit_tail: Option<AuditEntry>,
+    /// Drift windows per device, oldest first.
+    pub drift: Vec<(String, StoredWindow)>,
 }
 
 /// The fleet database.
@@ -85,6 +102,7 @@ impl FleetDb {
             tx.open_table(MODELS).map_err(db_err)?;
             tx.open_table(ROLLOUTS).map_err(db_err)?;
             tx.open_table(AUDIT).map_err(db_err)?;
+            tx.open_table(DRIFT).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(FleetDb { db })
@@ -105,6 +123,11 @@ impl FleetDb {
         for row in tx.open_table(ROLLOUTS).map_err(db_err)?.iter().map_err(db_err)? {
             let (k, v) = row.map_err(db_err)?;
             snapshot.rollouts.push(parse(&format!("rollout {}", k.value()), v.value())?);
+        }
+        for row in tx.open_table(DRIFT).map_err(db_err)?.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let device = k.value().rsplit_once('/').map_or(k.value(), |(d, _)| d).to_string();
+            snapshot.drift.push((device, parse(k.value(), v.value())?));
         }
         let audit = tx.open_table(AUDIT).map_err(db_err)?;
         if let Some(row) = audit.last().map_err(db_err)? {
@@ -135,6 +158,14 @@ impl FleetDb {
             let mut audit = tx.open_table(AUDIT).map_err(db_err)?;
             for e in &batch.audit {
                 audit.insert(e.seq, json(e)?.as_slice()).map_err(db_err)?;
+            }
+            let mut drift = tx.open_table(DRIFT).map_err(db_err)?;
+            for (device, w) in &batch.drift {
+                drift.insert(drift_key(device, w.summary.seq).as_str(), json(w)?.as_slice()).map_err(db_err)?;
+            }
+            for (device, keep_from) in &batch.drift_keep_from {
+                let (start, end) = (drift_key(device, 0), drift_key(device, *keep_from));
+                drift.retain_in(start.as_str()..end.as_str(), |_, _| false).map_err(db_err)?;
             }
         }
         tx.commit().map_err(db_err)

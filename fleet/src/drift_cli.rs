@@ -1,0 +1,272 @@
+//! `edgefleet drift ...` and `edgefleet scorecard`: the drift report and A/B scorecard from a
+//! running fleet manager, and the offline CSV tools (compare, profile) on the same code path.
+
+use crate::ops::{Conn, print_json, s};
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use edgefleet::client::query_escape;
+use edgefleet::drift::compare::{compare, read_table};
+use edgefleet::drift::profile::{categorical_reference, numeric_reference};
+use edgefleet::drift::{Assessment, DetectorSettings};
+use edgefleet_protocol::drift::DriftReference;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `edgefleet drift ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum DriftCommand {
+    /// Drift per device and per cohort for a model (from the fleet manager).
+    Report {
+        /// Model name.
+        #[arg(long)]
+        model: String,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// The fleet's drift statistics for two CSV files (header row; one column per feature).
+    /// Exits 1 when a column drifts.
+    Compare {
+        /// Reference data (e.g. the training set): the bins come from it.
+        #[arg(long)]
+        reference: PathBuf,
+        /// Current data.
+        #[arg(long)]
+        current: PathBuf,
+        /// Quantile bins per column.
+        #[arg(long, default_value_t = 10)]
+        bins: usize,
+        /// Benjamini–Hochberg false discovery rate.
+        #[arg(long, default_value_t = 0.05)]
+        fdr: f64,
+        /// Smallest PSI that counts as drift.
+        #[arg(long, default_value_t = 0.1)]
+        min_psi: f64,
+    },
+    /// Build a package drift reference (JSON for `package build --drift-reference`) from a
+    /// training CSV: quantile bins per feature column, in column order.
+    Profile {
+        /// Training data (header row; one column per model input value, in input order).
+        #[arg(long)]
+        data: PathBuf,
+        /// Quantile bins per column.
+        #[arg(long, default_value_t = 10)]
+        bins: usize,
+        /// A column holding the model's predicted class on the training data (categorical
+        /// reference for `prediction`), excluded from the features.
+        #[arg(long)]
+        prediction_column: Option<String>,
+        /// A column holding the model's confidence (largest output) on the training data.
+        #[arg(long)]
+        confidence_column: Option<String>,
+        /// Where to write the JSON.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Runs a drift subcommand.
+pub(crate) fn run(conn: &Conn, command: DriftCommand) -> Result<ExitCode> {
+    match command {
+        DriftCommand::Report { model, device } => report(conn, &model, device.as_deref()),
+        DriftCommand::Compare { reference, current, bins, fdr, min_psi } => {
+            anyhow::ensure!(bins >= 2, "--bins must be at least 2");
+            let settings = DetectorSettings { fdr, min_psi, ..DetectorSettings::default() };
+            settings.validate().map_err(|(field, why)| anyhow::anyhow!("{}: {why}", field.replace("drift.", "--")))?;
+            let reference_table = read_table(&reference)?;
+            let current_table = read_table(&current)?;
+            let result = compare(&reference_table, &current_table, &current, bins, &settings)?;
+            let drifting = result.assessment.is_drifting();
+            if conn.json {
+                print_json(&serde_json::to_value(&result)?);
+            } else {
+                println!(
+                    "{} reference rows, {} current rows, {} quantile bins; BH FDR {}, PSI ≥ {}",
+                    result.reference_rows, result.current_rows, result.bins, fdr, min_psi
+                );
+                print_assessment(
+                    &result.assessment,
+                    Some(&result.columns.iter().map(|c| c.ks_exact).collect::<Vec<_>>()),
+                );
+            }
+            Ok(if drifting { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        DriftCommand::Profile { data, bins, prediction_column, confidence_column, out } => {
+            anyhow::ensure!(bins >= 2, "--bins must be at least 2");
+            let table = read_table(&data)?;
+            let mut reference = DriftReference::default();
+            for (name, values) in table.columns.iter().zip(&table.values) {
+                if Some(name) == prediction_column.as_ref() {
+                    let mut codes: Vec<i64> = values.iter().filter(|v| v.is_finite()).map(|v| *v as i64).collect();
+                    codes.sort_unstable();
+                    codes.dedup();
+                    reference.prediction = Some(categorical_reference(name, codes, values));
+                } else if Some(name) == confidence_column.as_ref() {
+                    reference.confidence = Some(numeric_reference(name, values, bins));
+                } else {
+                    reference.features.push(numeric_reference(name, values, bins));
+                }
+            }
+            for (flag, column) in
+                [("--prediction-column", &prediction_column), ("--confidence-column", &confidence_column)]
+            {
+                if let Some(c) = column {
+                    anyhow::ensure!(table.column(c).is_some(), "{flag} {c:?}: no such column in {}", data.display());
+                }
+            }
+            let json = serde_json::to_vec_pretty(&reference)?;
+            std::fs::write(&out, json).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "drift reference: {} feature(s){}{} from {} rows → {}",
+                reference.features.len(),
+                if reference.prediction.is_some() { ", prediction" } else { "" },
+                if reference.confidence.is_some() { ", confidence" } else { "" },
+                table.rows(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_assessment(a: &Assessment, ks_exact: Option<&[f64]>) {
+    println!(
+        "{:<20} {:>7} {:>8} {:>8} {:>10} {:>10} {:>8} {:>9}  DRIFT",
+        "FEATURE", "COUNT", "PSI", "JS(b2)", "CHI2", "CHI2 p", "KS≥", "KS exact"
+    );
+    for (i, f) in a.features.iter().enumerate() {
+        let exact = ks_exact.and_then(|k| k.get(i)).map_or("-".to_string(), |k| format!("{k:.4}"));
+        println!(
+            "{:<20} {:>7} {:>8.4} {:>8.4} {:>10.2} {:>10.2e} {:>8.4} {:>9}  {}",
+            f.name,
+            f.count,
+            f.psi,
+            f.js,
+            f.chi_square.statistic,
+            f.chi_square.p_value,
+            f.ks.statistic,
+            exact,
+            if f.drifting {
+                f.reason.as_str()
+            } else if f.tested {
+                "-"
+            } else {
+                "(too few values)"
+            }
+        );
+    }
+}
+
+fn report(conn: &Conn, model: &str, device: Option<&str>) -> Result<ExitCode> {
+    let mut path = format!("/v1/drift?model={}", query_escape(model));
+    if let Some(d) = device {
+        path.push_str(&format!("&device={}", query_escape(d)));
+    }
+    let answer = conn.client().get(&path)?;
+    if conn.json {
+        print_json(&answer);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let devices = answer["devices"].as_array().cloned().unwrap_or_default();
+    let drifting: Vec<&Value> = devices.iter().filter(|d| d["state"] == "drifting").collect();
+    println!("model {model}: {} device(s), {} drifting", devices.len(), drifting.len());
+    println!("{:<24} {:<9} {:<8} {:<16} WHY", "DEVICE", "STATE", "VERSION", "RECENT WINDOWS");
+    for d in &devices {
+        let recent: String = d["recent_windows"]
+            .as_array()
+            .map(|a| a.iter().map(|b| if b.as_bool() == Some(true) { 'D' } else { '.' }).collect())
+            .unwrap_or_default();
+        let reasons: Vec<String> = d["reasons"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+        println!(
+            "{:<24} {:<9} {:<8} {:<16} {}",
+            s(&d["device"]),
+            s(&d["state"]),
+            s(&d["version_seq"]),
+            recent,
+            reasons.join("; ")
+        );
+    }
+    println!(
+        "\n{:<36} {:>7} {:>9} {:>8}  DRIFTING FEATURES (merged windows)",
+        "COHORT", "DEVICES", "DRIFTING", "MAX PSI"
+    );
+    for c in answer["cohorts"].as_array().cloned().unwrap_or_default() {
+        let features: Vec<String> = c["assessment"]["drifting"]
+            .as_array()
+            .map(|a| a.iter().map(|f| s(&f["feature"])).collect())
+            .unwrap_or_default();
+        let max_psi = c["assessment"]["max_psi"].as_f64().map_or("-".into(), |p| format!("{p:.3}"));
+        println!(
+            "{:<36} {:>7} {:>9} {:>8}  {}",
+            s(&c["cohort"]),
+            s(&c["devices"]),
+            s(&c["drifting_devices"]),
+            max_psi,
+            if features.is_empty() { "-".to_string() } else { features.join(", ") }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pct(v: &Value) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{:.2}%", x * 100.0))
+}
+
+fn interval(v: &Value) -> String {
+    match v.as_array().map(|a| (a.first().and_then(Value::as_f64), a.get(1).and_then(Value::as_f64))) {
+        Some((Some(l), Some(u))) => format!("[{:.2}%, {:.2}%]", l * 100.0, u * 100.0),
+        _ => "-".into(),
+    }
+}
+
+/// `edgefleet scorecard ROLLOUT`
+pub(crate) fn scorecard(conn: &Conn, id: &str) -> Result<ExitCode> {
+    let answer = conn.client().get(&format!("/v1/rollouts/{}/scorecard", query_escape(id)))?;
+    if conn.json {
+        print_json(&answer);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "rollout {} — {}@{} ({})",
+        answer["rollout"],
+        s(&answer["model"]),
+        answer["version_seq"],
+        s(&answer["status"])
+    );
+    for t in answer["tracks"].as_array().cloned().unwrap_or_default() {
+        let (new, control, diff) = (&t["new"], &t["control"], &t["difference"]);
+        println!("\n[{}] new v{} vs control v{}", s(&t["hardware"]), new["version_seq"], s(&control["version_seq"]));
+        println!("  {:<24} {:>22} {:>22}", "", "NEW", "CONTROL");
+        let row = |name: &str, a: String, b: String| println!("  {name:<24} {a:>22} {b:>22}");
+        row("devices with windows", s(&new["devices_with_windows"]), s(&control["devices_with_windows"]));
+        row("rows summarized", s(&new["rows"]), s(&control["rows"]));
+        row("accuracy (labelled)", pct(&new["accuracy"]["accuracy"]), pct(&control["accuracy"]["accuracy"]));
+        row("  95% CI", interval(&new["accuracy"]["ci95"]), interval(&control["accuracy"]["ci95"]));
+        row("  labels", s(&new["accuracy"]["labelled"]), s(&control["accuracy"]["labelled"]));
+        row("error rate", pct(&new["latency_errors"]["error_rate"]), pct(&control["latency_errors"]["error_rate"]));
+        row("p99 latency µs (median)", s(&new["latency_errors"]["p99_us"]), s(&control["latency_errors"]["p99_us"]));
+        let drift = |v: &Value| {
+            let features: Vec<String> =
+                v["drifting"].as_array().map(|a| a.iter().map(|f| s(&f["feature"])).collect()).unwrap_or_default();
+            match v["max_psi"].as_f64() {
+                Some(p) if features.is_empty() => format!("none (max PSI {p:.3})"),
+                Some(p) => format!("{} (max PSI {p:.3})", features.join(",")),
+                None => "-".into(),
+            }
+        };
+        row("drift vs reference", drift(&new["drift_vs_reference"]), drift(&control["drift_vs_reference"]));
+        println!(
+            "  accuracy difference {} (95% CI {}); p99 ratio {}; prediction shift PSI {} (chi-square p {})",
+            pct(&diff["accuracy_delta"]),
+            interval(&diff["accuracy_delta_ci95"]),
+            diff["p99_ratio"].as_f64().map_or("-".into(), |r| format!("{r:.2}")),
+            diff["prediction_shift"]["psi"].as_f64().map_or("-".into(), |p| format!("{p:.4}")),
+            diff["prediction_shift"]["chi2_p"].as_f64().map_or("-".into(), |p| format!("{p:.2e}")),
+        );
+        if let Some(decision) = t["gate"]["decision"].as_str() {
+            println!("  gate: {decision} ({})", s(&t["gate"]["health"]["verdict"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
