@@ -462,3 +462,49 @@ fn a_latency_regression_fails_and_a_healthy_cohort_passes() {
     assert_eq!(fine.status(), RolloutStatus::Completed);
     assert_eq!(fine.tracks()[0].cohorts.control, Some(figures(40, 20_000, 3, 100)));
 }
+
+#[test]
+fn the_accuracy_gate_fails_a_less_accurate_version_waits_for_labels_and_passes_an_equal_one() {
+    let mut p = health_plan();
+    if let Some(g) = p.health.as_mut() {
+        g.min_accuracy_delta = Some(-0.01);
+    }
+    let labelled = |f: CohortFigures, labelled: u64, correct: u64| CohortFigures { labelled, correct, ..f };
+    let targets = fleet(&[(HardwareClass::Cpu, 50)]);
+
+    let mut worse = Rollout::new(RolloutId(23), p.clone(), targets.clone()).unwrap();
+    gated(&mut worse);
+    // Same errors and latency, but 80% accurate against 92%: clearly more than 1 point worse.
+    let out = worse.handle(Event::CohortHealth {
+        track: HardwareClass::Cpu,
+        new: labelled(figures(10, 5_000, 0, 100), 1_000, 800),
+        control: labelled(figures(40, 20_000, 0, 100), 4_000, 3_680),
+    });
+    let evidence = out
+        .iter()
+        .find_map(|a| match a {
+            Action::TrackRolledBack { evidence, .. } => evidence.health.clone(),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert_eq!(evidence.verdict, HealthVerdict::Regressed);
+    assert!(evidence.accuracy_delta.unwrap().1 < -0.01);
+
+    let mut equal = Rollout::new(RolloutId(24), p, targets).unwrap();
+    gated(&mut equal);
+    let out = equal.handle(Event::CohortHealth {
+        track: HardwareClass::Cpu,
+        new: labelled(figures(10, 5_000, 0, 100), 20, 18),
+        control: labelled(figures(40, 20_000, 0, 100), 4_000, 3_680),
+    });
+    assert!(
+        out.iter().any(|a| matches!(a, Action::Held { reason: HoldReason::InsufficientInferences, .. })),
+        "20 labels are too few: {out:?}"
+    );
+    let out = equal.handle(Event::CohortHealth {
+        track: HardwareClass::Cpu,
+        new: labelled(figures(10, 5_000, 0, 100), 5_000, 4_650),
+        control: labelled(figures(40, 20_000, 0, 100), 20_000, 18_400),
+    });
+    assert!(out.iter().any(|a| matches!(a, Action::Promoted { stage: 1, .. })), "93% vs 92% passes: {out:?}");
+}
