@@ -233,7 +233,7 @@ impl SimFleet {
         let settings =
             load(None, env, &overrides).map_err(|e| SimError { device: id.clone(), detail: e.to_string() })?;
         let shutdown = CancellationToken::new();
-        let sensor = VibrationInput::new(seed).with_label_rate(c.label_rate).with_drift(self.drift.clone(), index);
+        let sensor = VibrationInput::station(seed).with_label_rate(c.label_rate).with_drift(self.drift.clone(), index);
         let input: Box<dyn edgefleet_agent::input::InputSource> = Box::new(sensor);
         let task =
             tokio::spawn(edgefleet_agent::daemon::run_with_input(settings, shutdown.clone(), Some((input, c.rate_hz))));

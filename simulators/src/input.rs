@@ -8,7 +8,7 @@
 //! [`DriftControl`] once per window and applies the drift in force if its device is affected.
 
 use crate::drift::{ActiveDrift, DriftControl, DriftingSource};
-use crate::vibration::MachineState;
+use crate::vibration::{MachineState, VibrationSource};
 use edgefleet_agent::input::InputSource;
 use edgefleet_firmware::features::FEATURE_COUNT;
 use edgefleet_protocol::tensor::{Dim, ElemType, Tensor, TensorData, TensorSpec};
@@ -19,6 +19,8 @@ use std::time::Instant;
 
 /// The labelling draw has its own stream so the label rate does not change the windows.
 const LABEL_SALT: u64 = 0x1AB3_1000_0000_0003;
+/// A station's machine draws have their own stream too.
+const STATION_SALT: u64 = 0x57A7_1011_0000_0004;
 
 /// An [`InputSource`] of vibration features for models taking `f32[batch, 8]`.
 #[derive(Debug)]
@@ -35,6 +37,8 @@ pub struct VibrationInput {
     label_rate: f64,
     label_rng: SmallRng,
     last_truth: Option<i64>,
+    /// For a station: draws the next machine for every window.
+    station: Option<SmallRng>,
 }
 
 impl VibrationInput {
@@ -51,7 +55,20 @@ impl VibrationInput {
             label_rate: 1.0,
             label_rng: SmallRng::seed_from_u64(seed ^ LABEL_SALT),
             last_truth: None,
+            station: None,
         }
+    }
+
+    /// A monitoring station: every window comes from another machine drawn from the fleet's
+    /// population exactly as [`crate::training::training_rows`] draws the training data (state
+    /// by [`MachineState::from_fleet_draw`], its own shaft speed and phase). So an undrifted
+    /// station's windows follow the drift reference built from training rows, and only the
+    /// drift scenarios move them away. (A device watching a single machine sees a narrow slice
+    /// of that population and would differ from a population reference on its own.)
+    pub fn station(seed: u64) -> Self {
+        let mut input = VibrationInput::new(seed);
+        input.station = Some(SmallRng::seed_from_u64(seed ^ STATION_SALT));
+        input
     }
 
     /// Measures drift onsets against `start` instead of the moment of construction (tests pass
@@ -85,6 +102,11 @@ impl VibrationInput {
     /// ground truth [`InputSource::ground_truth`] reports.
     pub fn window_at(&mut self, now: Instant) -> ([f32; FEATURE_COUNT], MachineState) {
         self.follow_drift();
+        if let Some(rng) = &mut self.station {
+            let state = MachineState::from_fleet_draw(rng.random());
+            let phase = rng.random::<f32>() * core::f32::consts::TAU;
+            self.source.replace_machine(VibrationSource::new(rng.random(), state).with_phase(phase), state);
+        }
         let (window, truth) = self.source.next_window_at(now.saturating_duration_since(self.epoch));
         // Always draw, so the labelled subset depends only on the seed and the window count.
         let labelled = self.label_rng.random::<f64>() < self.label_rate;
@@ -240,6 +262,16 @@ mod tests {
                 assert!(energy[0] > 3.0 * energy[1], "device {device}: {energy:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_station_sees_the_training_population() {
+        let t0 = Instant::now();
+        let mut station = VibrationInput::station(3).started_at(t0);
+        let states: Vec<MachineState> = (0..2000).map(|_| station.window_at(t0).1).collect();
+        let normal = states.iter().filter(|s| **s == MachineState::Normal).count() as f64 / 2000.0;
+        assert!((normal - 0.85).abs() < 0.03, "{normal}");
+        assert_eq!(station.ground_truth(), Some(states[1999].class_index()));
     }
 
     #[test]

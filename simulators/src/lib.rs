@@ -8,8 +8,11 @@
 //!   devices they affect and from when; pure and seeded, driven by an injected elapsed time.
 //! - [`training`]: the reference "training data" rows the baseline model's drift reference is
 //!   built from (the undrifted fleet's distribution).
+//! - [`reference`]: the baseline model's drift reference from those rows (inputs, scores,
+//!   predicted class, confidence), as a training pipeline would build it.
 //! - [`input`]: that sensor as an agent input source, with ground-truth labels for a seeded
-//!   fraction of windows.
+//!   fraction of windows; a fleet's devices are monitoring stations that see machines drawn
+//!   from the training population, one per window.
 //! - [`fleet`]: [`fleet::SimFleet`], N real agents in one process with a seeded hardware mix
 //!   and an optional drift plan.
 //! - [`demo`]: the story `edgefleet-sim demo` tells.
@@ -35,5 +38,6 @@ pub mod demo;
 pub mod drift;
 pub mod fleet;
 pub mod input;
+pub mod reference;
 pub mod training;
 pub mod vibration;

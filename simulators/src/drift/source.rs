@@ -43,6 +43,13 @@ impl DriftingSource {
         self
     }
 
+    /// Points the sensor at another machine (the drift in force stays): a monitoring station
+    /// sees one machine after another.
+    pub fn replace_machine(&mut self, source: VibrationSource, state: MachineState) {
+        self.source = source;
+        self.state = state;
+    }
+
     /// Replaces the scenario and onset (`None`: no drift from the next window on).
     pub fn set_drift(&mut self, drift: Option<(DriftScenario, Duration)>) {
         self.drift = drift;
