@@ -216,17 +216,18 @@ pub async fn run_with_input(
     let status_state = state_rx.clone();
     let status_device = settings.device_id.clone();
     let status_drift = drift.clone();
-    let api_state = ApiState::new(inference.clone(), stats.clone()).with_drift(drift.clone()).with_agent_status(move || {
-        let outbox = status_reports.outbox().stats();
-        serde_json::json!({
-            "device_id": status_device.as_str(),
-            "agent_version": AGENT_VERSION.to_string(),
-            "boot_id": boot_id,
-            "mqtt": if *status_state.borrow() == LinkState::Connected { "connected" } else { "disconnected" },
-            "outbox": { "depth": outbox.depth, "bytes": outbox.bytes },
-            "drift": status_drift.status(),
-        })
-    });
+    let api_state =
+        ApiState::new(inference.clone(), stats.clone()).with_drift(drift.clone()).with_agent_status(move || {
+            let outbox = status_reports.outbox().stats();
+            serde_json::json!({
+                "device_id": status_device.as_str(),
+                "agent_version": AGENT_VERSION.to_string(),
+                "boot_id": boot_id,
+                "mqtt": if *status_state.borrow() == LinkState::Connected { "connected" } else { "disconnected" },
+                "outbox": { "depth": outbox.depth, "bytes": outbox.bytes },
+                "drift": status_drift.status(),
+            })
+        });
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(async move {
         let serve = axum::serve(listener, router(api_state)).with_graceful_shutdown(api_shutdown.cancelled_owned());

@@ -4,8 +4,8 @@
 use crate::deploy::{ProbationStats, Runtime, ServedModel};
 use crate::inference::package::{GoldenError, check_golden};
 use crate::inference::{InferenceHandle, InferenceStats, LoadedModel, ModelInfo, TractModel};
-use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::ModelName;
+use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::package::{Manifest, PackageHead, Variant};
 use edgefleet_protocol::uplink::FailureReason;
 use std::path::Path;

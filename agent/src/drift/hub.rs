@@ -146,11 +146,7 @@ impl DriftHub {
     pub fn feedback(&mut self, inference_id: u64, label: i64) -> Result<FeedbackAnswer, UnknownInference> {
         let served = self.feedback.get_mut(inference_id).ok_or(UnknownInference(inference_id))?;
         let correct = served.predicted == Some(label);
-        let tracker = self
-            .active
-            .as_mut()
-            .filter(|a| a.info == served.model)
-            .and_then(|a| a.tracker.as_mut());
+        let tracker = self.active.as_mut().filter(|a| a.info == served.model).and_then(|a| a.tracker.as_mut());
         let counted = !served.labelled && tracker.is_some();
         if counted && let Some(tracker) = tracker {
             tracker.record_feedback(correct);
@@ -256,9 +252,10 @@ mod tests {
         infer(&mut hub, 10_100, 1, 0);
         assert!(hub.poll(10_999).is_empty(), "not due yet");
         let due = hub.poll(11_000);
-        assert_eq!(drift(&due).iter().map(|w| (w.window_start_ms, w.window_end_ms, w.rows)).collect::<Vec<_>>(), [
-            (10_000, 11_000, 1)
-        ]);
+        assert_eq!(
+            drift(&due).iter().map(|w| (w.window_start_ms, w.window_end_ms, w.rows)).collect::<Vec<_>>(),
+            [(10_000, 11_000, 1)]
+        );
         assert!(hub.poll(12_500).is_empty(), "an idle window sends nothing");
         infer(&mut hub, 12_600, 2, 0);
         hub.activate(12_700, Some(info(2)), reference());

@@ -120,8 +120,7 @@ impl DriftTracker {
             if !self.features.is_empty() && len > 0 {
                 fill_f64(&first.data, &mut self.input_values);
                 for row in self.input_values.chunks_exact(len) {
-                    for ((summary, reference), value) in
-                        self.features.iter_mut().zip(&self.reference.features).zip(row)
+                    for ((summary, reference), value) in self.features.iter_mut().zip(&self.reference.features).zip(row)
                     {
                         summary.observe(&reference.binning, *value);
                     }

@@ -12,8 +12,8 @@ use super::model::{InferenceError, Model, NamedTensor, arrange_inputs, check_inp
 use super::stats::{InferenceStats, VersionStats};
 use crate::drift::Drift;
 use crate::reporting::now_ms;
-use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::ModelName;
+use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::fmt;
