@@ -3,13 +3,21 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v1/infer` | body and response in the [`crate::inference::json`] format |
+//! | `POST /v1/infer` | body and response in the [`crate::inference::json`] format (with the `inference_id`) |
+//! | `POST /v1/feedback` | `{"inference_id": u64, "label": i64}` → `{"inference_id", "correct", "predicted", "model": {…}, "counted"}` |
 //! | `GET /v1/status` | `{"agent": …, "active_model": {…} \| null, "models": [counters, p50/p99 µs, throughput]}` |
+//!
+//! Feedback is ground truth for one of the latest 4096 inferences: `correct` when `label`
+//! equals the predicted class (argmax of the first output's first row). It is counted in the
+//! drift window of the version that served the inference while that version is still active
+//! (once per inference), and dropped otherwise ([`crate::drift::FeedbackAnswer::counted`]).
 //!
 //! Every error is `{"error": KIND, "message": TEXT}` with one status code per kind, decided in
 //! one place ([`ApiError::status`]): 400 `bad_request` (malformed JSON, wrong names, shapes or
-//! types), 503 `no_model` (nothing active yet), 500 `internal` (the model or worker failed).
+//! types), 404 `unknown_inference` (feedback for an id not remembered), 503 `no_model`
+//! (nothing active yet), 500 `internal` (the model or worker failed).
 
+use crate::drift::{Drift, FeedbackAnswer, UnknownInference};
 use crate::inference::json::{InferRequest, InferResponse};
 use crate::inference::{InferenceError, InferenceHandle, InferenceStats, ModelInfo, VersionSnapshot};
 use axum::Json;
@@ -19,7 +27,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
@@ -34,6 +42,7 @@ pub struct ApiState {
     inference: InferenceHandle,
     stats: Arc<InferenceStats>,
     agent_status: Option<AgentStatusFn>,
+    drift: Option<Drift>,
 }
 
 impl fmt::Debug for ApiState {
@@ -45,7 +54,13 @@ impl fmt::Debug for ApiState {
 impl ApiState {
     /// State over a running inference worker and the statistics it writes.
     pub fn new(inference: InferenceHandle, stats: Arc<InferenceStats>) -> Self {
-        Self { inference, stats, agent_status: None }
+        Self { inference, stats, agent_status: None, drift: None }
+    }
+
+    /// Adds the drift state that `POST /v1/feedback` labels (without it every id is unknown).
+    pub fn with_drift(mut self, drift: Drift) -> Self {
+        self.drift = Some(drift);
+        self
     }
 
     /// Adds the agent-level status snapshot provider.
@@ -57,7 +72,12 @@ impl ApiState {
 
 /// The API's routes over `state`.
 pub fn router(state: ApiState) -> Router {
-    Router::new().route("/v1/infer", post(infer)).route("/v1/status", get(status)).fallback(not_found).with_state(state)
+    Router::new()
+        .route("/v1/infer", post(infer))
+        .route("/v1/feedback", post(feedback))
+        .route("/v1/status", get(status))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 /// Why a request failed.
@@ -70,6 +90,9 @@ pub enum ApiError {
     /// The route does not exist.
     #[error("no such route: {0}")]
     NotFound(String),
+    /// Feedback for an inference the agent does not remember.
+    #[error(transparent)]
+    UnknownInference(#[from] UnknownInference),
     /// Inference failed.
     #[error(transparent)]
     Inference(#[from] InferenceError),
@@ -80,7 +103,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::UnknownInference(_) => StatusCode::NOT_FOUND,
             ApiError::Inference(e) if e.is_bad_input() => StatusCode::BAD_REQUEST,
             ApiError::Inference(InferenceError::NoModel) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,6 +111,9 @@ impl ApiError {
     }
 
     fn kind(&self) -> &'static str {
+        if let ApiError::UnknownInference(_) = self {
+            return "unknown_inference";
+        }
         match self.status() {
             StatusCode::BAD_REQUEST => "bad_request",
             StatusCode::NOT_FOUND => "not_found",
@@ -110,6 +136,21 @@ async fn infer(State(state): State<ApiState>, body: Bytes) -> Result<Json<InferR
     let inputs = request.into_named().map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let outcome = state.inference.infer_named(inputs).await?;
     Ok(Json(outcome.into()))
+}
+
+/// `POST /v1/feedback` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackRequest {
+    inference_id: u64,
+    label: i64,
+}
+
+async fn feedback(State(state): State<ApiState>, body: Bytes) -> Result<Json<FeedbackAnswer>, ApiError> {
+    let request: FeedbackRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid feedback body: {e}")))?;
+    let drift = state.drift.as_ref().ok_or(UnknownInference(request.inference_id))?;
+    Ok(Json(drift.feedback(request.inference_id, request.label)?))
 }
 
 /// `GET /v1/status`.

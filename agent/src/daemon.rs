@@ -2,8 +2,10 @@
 //!
 //! ```text
 //!  MQTT link ──inbound──► dispatcher ──jobs──► deployer ──swap──► inference worker ◄── local API
-//!      ▲                     │ acks              │ status                 │ stats
-//!      └──────── outbox ◄────┴───────────────────┴──── health ticker ◄────┘
+//!      ▲                     │ acks              │ status                 │ stats   │ drift (feedback)
+//!      └──────── outbox ◄────┴───────────────────┴──── health ticker ◄────┘         │
+//!                  ▲ summaries, samples                                              │
+//!                  └──────────── drift task ◄──────── DriftHub ◄── observe ──────────┘
 //! ```
 //! Everything starts without a network: the API serves the active model and reports queue in
 //! the outbox until the broker is reachable.
@@ -14,6 +16,7 @@ use crate::config::{InputSetting, Settings};
 use crate::deploy::download::Fetcher;
 use crate::deploy::generations::Generations;
 use crate::deploy::{Deployer, DeployerConfig, Outcome};
+use crate::drift::{Drift, DriftHub, OverridesFile, Policy};
 use crate::health::{CpuMeter, available_memory_bytes, free_disk_bytes, rss_bytes, total_memory_bytes};
 use crate::inference::{InferenceHandle, InferenceStats, InferenceWorker, ModelInfo, WorkerConfig};
 use crate::input::{InputSource, SyntheticSource};
@@ -23,7 +26,7 @@ use crate::reporting::{Reports, now_ms};
 use crate::runtime::AgentRuntime;
 use crate::{AGENT_VERSION, deploy::fsutil::write_atomic};
 use anyhow::Context;
-use edgefleet_protocol::command::{CommandBody, CommandId, DeployCommand, RollbackCommand};
+use edgefleet_protocol::command::{CommandBody, CommandId, DeployCommand, RollbackCommand, SamplingPolicy};
 use edgefleet_protocol::hardware::{AcceleratorInfo, GpuInfo, HardwareClass, HardwareInfo};
 use edgefleet_protocol::package::PackageHead;
 use edgefleet_protocol::tensor::TensorSpec;
@@ -100,12 +103,27 @@ fn input_specs(generations: &Generations, info: &ModelInfo) -> Option<Vec<Tensor
     Some(manifest.inputs)
 }
 
+/// Applies a `SetSamplingPolicy` command: validated, persisted, then in force.
+fn set_sampling_policy(drift: &Drift, file: &OverridesFile, command: &SamplingPolicy) -> AckResult {
+    let mut overrides = drift.lock().overrides().clone();
+    if let Err(e) = overrides.apply(command) {
+        return AckResult::Rejected(e.to_string());
+    }
+    if let Err(e) = file.store(&overrides) {
+        return AckResult::Rejected(format!("cannot persist the sampling policy: {e}"));
+    }
+    info!(model = ?command.model, rate = command.sample_rate, window_ms = command.drift_window_ms, "sampling policy set");
+    drift.lock().set_overrides(overrides);
+    AckResult::Accepted
+}
+
 /// Feeds `source` to the active model `rate_hz` times a second until shutdown.
 async fn feed_inputs(
     mut source: impl InputSource,
     rate_hz: f64,
     inference: InferenceHandle,
     generations: Generations,
+    drift: Drift,
     shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / rate_hz));
@@ -121,10 +139,17 @@ async fn feed_inputs(
             specs = input_specs(&generations, &active).map(|s| (active.clone(), s));
         }
         let Some((_, model_inputs)) = &specs else { continue };
-        if let Some(tensors) = source.next(model_inputs)
-            && let Err(e) = inference.infer(tensors).await
-        {
-            tracing::debug!(error = %e, "synthetic inference failed");
+        let Some(tensors) = source.next(model_inputs) else { continue };
+        match inference.infer(tensors).await {
+            Ok(outcome) => {
+                // Exactly what `POST /v1/feedback` does with a label.
+                if let Some(label) = source.ground_truth()
+                    && let Err(e) = drift.feedback(outcome.inference_id, label)
+                {
+                    tracing::debug!(error = %e, "ground truth not recorded");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "synthetic inference failed"),
         }
     }
 }
@@ -155,8 +180,11 @@ pub async fn run_with_input(
     let wake = Arc::new(Notify::new());
     let reports = Reports::new(outbox, wake.clone());
 
+    let overrides_file = OverridesFile::in_dir(&settings.data_dir);
+    let drift = Drift::new(DriftHub::new(Policy::from(settings.sampling), overrides_file.load(), boot_id));
     let stats = InferenceStats::new();
-    let (inference, worker) = InferenceWorker::spawn(WorkerConfig::default(), stats.clone())?;
+    let (inference, worker) =
+        InferenceWorker::spawn_with_drift(WorkerConfig::default(), stats.clone(), Some(drift.clone()))?;
     let runtime = AgentRuntime { inference: inference.clone(), stats: stats.clone() };
 
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(64);
@@ -187,16 +215,19 @@ pub async fn run_with_input(
     let status_reports = reports.clone();
     let status_state = state_rx.clone();
     let status_device = settings.device_id.clone();
-    let api_state = ApiState::new(inference.clone(), stats.clone()).with_agent_status(move || {
-        let outbox = status_reports.outbox().stats();
-        serde_json::json!({
-            "device_id": status_device.as_str(),
-            "agent_version": AGENT_VERSION.to_string(),
-            "boot_id": boot_id,
-            "mqtt": if *status_state.borrow() == LinkState::Connected { "connected" } else { "disconnected" },
-            "outbox": { "depth": outbox.depth, "bytes": outbox.bytes },
-        })
-    });
+    let status_drift = drift.clone();
+    let api_state =
+        ApiState::new(inference.clone(), stats.clone()).with_drift(drift.clone()).with_agent_status(move || {
+            let outbox = status_reports.outbox().stats();
+            serde_json::json!({
+                "device_id": status_device.as_str(),
+                "agent_version": AGENT_VERSION.to_string(),
+                "boot_id": boot_id,
+                "mqtt": if *status_state.borrow() == LinkState::Connected { "connected" } else { "disconnected" },
+                "outbox": { "depth": outbox.depth, "bytes": outbox.bytes },
+                "drift": status_drift.status(),
+            })
+        });
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(async move {
         let serve = axum::serve(listener, router(api_state)).with_graceful_shutdown(api_shutdown.cancelled_owned());
@@ -278,6 +309,7 @@ pub async fn run_with_input(
     let dispatch_reports = reports.clone();
     let dispatch_shutdown = shutdown.clone();
     let mut command_log = CommandLog::open(&settings.data_dir);
+    let policy_drift = drift.clone();
     let dispatcher = tokio::spawn(async move {
         loop {
             let inbound = tokio::select! {
@@ -310,9 +342,7 @@ pub async fn run_with_input(
                     }
                     AckResult::Accepted
                 }
-                CommandBody::SetSamplingPolicy(_) => {
-                    AckResult::Rejected("sampling policies are not supported by this agent version".into())
-                }
+                CommandBody::SetSamplingPolicy(policy) => set_sampling_policy(&policy_drift, &overrides_file, &policy),
                 CommandBody::Ping { .. } => AckResult::Accepted,
             };
             if let Err(e) = command_log.record(command.command_id) {
@@ -360,16 +390,25 @@ pub async fn run_with_input(
         }
     });
 
+    // Drift summaries and samples.
+    let drift_task = tokio::spawn(crate::drift::run(drift.clone(), reports.clone(), shutdown.clone()));
+
     // Optional input source (besides the API).
     let inputs = match (source, settings.input) {
-        (Some((source, rate_hz)), _) => {
-            tokio::spawn(feed_inputs(source, rate_hz, inference.clone(), generations.clone(), shutdown.clone()))
-        }
+        (Some((source, rate_hz)), _) => tokio::spawn(feed_inputs(
+            source,
+            rate_hz,
+            inference.clone(),
+            generations.clone(),
+            drift.clone(),
+            shutdown.clone(),
+        )),
         (None, InputSetting::Synthetic { rate_hz, seed }) => tokio::spawn(feed_inputs(
             Box::new(SyntheticSource::new(seed)) as Box<dyn InputSource>,
             rate_hz,
             inference.clone(),
             generations.clone(),
+            drift.clone(),
             shutdown.clone(),
         )),
         (None, InputSetting::None) => tokio::spawn(async {}),
@@ -377,7 +416,8 @@ pub async fn run_with_input(
 
     shutdown.cancelled().await;
     info!("shutting down");
-    let _ = tokio::join!(link, api, deployments, dispatcher, heartbeat, inputs);
+    // The drift task queues the last window on its way out; the outbox keeps it for the next run.
+    let _ = tokio::join!(link, api, deployments, dispatcher, heartbeat, inputs, drift_task);
     drop(inference);
     tokio::task::spawn_blocking(move || worker.join()).await.ok();
     info!("stopped");

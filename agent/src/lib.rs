@@ -20,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
+pub mod drift;
 pub mod health;
 pub mod inference;
 pub mod input;

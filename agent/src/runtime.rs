@@ -3,9 +3,10 @@
 
 use crate::deploy::{ProbationStats, Runtime, ServedModel};
 use crate::inference::package::{GoldenError, check_golden};
-use crate::inference::{InferenceHandle, InferenceStats, ModelInfo, TractModel};
+use crate::inference::{InferenceHandle, InferenceStats, LoadedModel, ModelInfo, TractModel};
 use edgefleet_protocol::ModelName;
-use edgefleet_protocol::package::{Manifest, Variant};
+use edgefleet_protocol::drift::DriftReference;
+use edgefleet_protocol::package::{Manifest, PackageHead, Variant};
 use edgefleet_protocol::uplink::FailureReason;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +26,18 @@ async fn load(model_file: &Path) -> Result<TractModel, FailureReason> {
         .await
         .map_err(|e| FailureReason::ModelLoad(format!("loader thread failed: {e}")))?
         .map_err(|e| FailureReason::ModelLoad(e.to_string()))
+}
+
+/// The drift reference of the generation holding `model_file`, from the signed head stored
+/// beside it (`generations.rs` layout: `model.onnx` and `head.bin` share the directory; the
+/// head was verified at install). Empty when unreadable: the model is served without drift
+/// summaries rather than not at all.
+fn drift_reference(model_file: &Path) -> DriftReference {
+    std::fs::read(model_file.with_file_name("head.bin"))
+        .ok()
+        .and_then(|head| PackageHead::from_bytes(&head).ok()?.manifest_unverified().ok())
+        .map(|manifest| manifest.drift_reference)
+        .unwrap_or_default()
 }
 
 impl Runtime for AgentRuntime {
@@ -47,8 +60,9 @@ impl Runtime for AgentRuntime {
     async fn serve(&self, model_file: &Path, info: ServedModel) -> Result<(), FailureReason> {
         let model = load(model_file).await?;
         let info = ModelInfo { name: info.name, version_seq: info.version_seq, label: info.label };
+        let drift_reference = Arc::new(drift_reference(model_file));
         self.inference
-            .swap(Box::new(model), info)
+            .swap_loaded(LoadedModel { model: Box::new(model), info, drift_reference })
             .await
             .map(|_| ())
             .map_err(|e| FailureReason::ModelLoad(e.to_string()))

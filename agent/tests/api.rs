@@ -145,3 +145,77 @@ async fn serves_the_real_tract_model() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(json["message"].as_str().unwrap().contains("input \"features\" has shape [1, 7]"), "{json}");
 }
+
+/// A 3-class classifier over a `[1, 2]` input: scores `[x0, x1, 0.5]`.
+fn classifier() -> Box<dyn Model> {
+    let spec = |name: &str, n| TensorSpec {
+        name: name.into(),
+        elem: ElemType::F32,
+        shape: vec![Dim::Fixed(1), Dim::Fixed(n)],
+    };
+    Box::new(FnModel::new(vec![spec("x", 2)], vec![spec("scores", 3)], |inputs: &[Tensor]| {
+        let v = inputs[0].data.to_f64();
+        Ok(vec![Tensor { shape: vec![1, 3], data: TensorData::F32(vec![v[0] as f32, v[1] as f32, 0.5]) }])
+    }))
+}
+
+#[tokio::test]
+async fn feedback_labels_a_served_inference() {
+    use edgefleet_agent::drift::{Drift, DriftHub, Overrides, Policy};
+    use edgefleet_protocol::drift::{Binning, DriftReference, FeatureReference};
+    use std::sync::Arc;
+
+    let policy = Policy { sample_rate: 0.0, max_sample_bytes_per_hour: 0, drift_window_ms: 60_000 };
+    let drift = Drift::new(DriftHub::new(policy, Overrides::default(), 1));
+    let stats = InferenceStats::new();
+    let (handle, _worker) =
+        InferenceWorker::spawn_with_drift(WorkerConfig::default(), stats.clone(), Some(drift.clone())).unwrap();
+    let app = router(ApiState::new(handle.clone(), stats).with_drift(drift.clone()));
+    let classes = Binning::Categorical { codes: vec![0, 1, 2] };
+    let reference = DriftReference {
+        prediction: Some(FeatureReference { name: "class".into(), binning: classes, counts: vec![1; 4] }),
+        ..DriftReference::default()
+    };
+    let loaded = edgefleet_agent::inference::LoadedModel {
+        model: classifier(),
+        info: info("clf", 2),
+        drift_reference: Arc::new(reference),
+    };
+    handle.swap_loaded(loaded).await.unwrap();
+
+    let (status, out) = call(&app, "POST", "/v1/infer", r#"{"inputs":[{"shape":[1,2],"data":[0.9,0.1]}]}"#).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let id = out["inference_id"].as_u64().unwrap();
+
+    let (status, json) = call(&app, "POST", "/v1/feedback", &format!(r#"{{"inference_id":{id},"label":0}}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["correct"], true);
+    assert_eq!(json["predicted"], 0);
+    assert_eq!(json["model"], json!({"name": "clf", "version_seq": 2, "label": "2.0.0"}));
+    let (_, json) = call(&app, "POST", "/v1/feedback", &format!(r#"{{"inference_id":{id},"label":2}}"#)).await;
+    assert_eq!((json["correct"].clone(), json["counted"].clone()), (json!(false), json!(false)));
+
+    let (status, json) = call(&app, "POST", "/v1/feedback", r#"{"inference_id":999,"label":0}"#).await;
+    assert_eq!((status, json["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_inference")));
+    for bad in [
+        "{not json",
+        r#"{"inference_id":1}"#,
+        r#"{"inference_id":-1,"label":0}"#,
+        r#"{"inference_id":1,"label":0,"x":1}"#,
+    ] {
+        let (status, json) = call(&app, "POST", "/v1/feedback", bad).await;
+        assert_eq!((status, json["error"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "{bad}");
+    }
+
+    // The first label was counted in the window of the version that served it.
+    assert_eq!(drift.status().window_rows, 1);
+    let reports = drift.lock().flush(u64::MAX / 2);
+    let Some(edgefleet_agent::drift::Report::Drift(window)) = reports.first() else { panic!("{reports:?}") };
+    assert_eq!((window.rows, window.feedback.labelled, window.feedback.correct), (1, 1, 1));
+    assert_eq!(window.prediction.as_ref().unwrap().bin_counts, vec![1, 0, 0, 0]);
+
+    // Without drift state every id is unknown.
+    let (plain, _plain_handle) = self::app();
+    let (status, _) = call(&plain, "POST", "/v1/feedback", r#"{"inference_id":1,"label":0}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

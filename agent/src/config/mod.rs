@@ -93,7 +93,7 @@ struct RawOutbox {
 struct RawSampling {
     sample_rate: f32,
     max_sample_bytes_per_hour: u64,
-    drift_window_secs: u64,
+    drift_window_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,11 +193,11 @@ pub struct OutboxSettings {
 /// Sampling settings.
 #[derive(Debug, Clone, Copy)]
 pub struct SamplingSettings {
-    /// Fraction sampled.
+    /// Fraction of inferences sampled as raw records (0.0 to 1.0).
     pub sample_rate: f32,
-    /// Byte budget per hour.
+    /// Byte budget for sampled records per hour.
     pub max_sample_bytes_per_hour: u64,
-    /// Drift window.
+    /// Drift summary window (100 ms to one day).
     pub drift_window: Duration,
 }
 
@@ -316,8 +316,8 @@ impl RawConfig {
         if !(0.0..=1.0).contains(&s.sample_rate) {
             return Err(invalid("sampling.sample_rate", "must be between 0.0 and 1.0"));
         }
-        if s.drift_window_secs == 0 {
-            return Err(invalid("sampling.drift_window_secs", "must be positive"));
+        if !(crate::drift::policy::MIN_WINDOW_MS..=crate::drift::policy::MAX_WINDOW_MS).contains(&s.drift_window_ms) {
+            return Err(invalid("sampling.drift_window_ms", "must be 100 (0.1 s) to 86400000 (one day)"));
         }
         if self.health.interval_secs == 0 {
             return Err(invalid("health.interval_secs", "must be positive"));
@@ -353,7 +353,7 @@ impl RawConfig {
             sampling: SamplingSettings {
                 sample_rate: s.sample_rate,
                 max_sample_bytes_per_hour: s.max_sample_bytes_per_hour,
-                drift_window: Duration::from_secs(s.drift_window_secs),
+                drift_window: Duration::from_millis(s.drift_window_ms),
             },
             health_interval: Duration::from_secs(self.health.interval_secs),
             input,

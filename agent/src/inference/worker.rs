@@ -10,7 +10,10 @@
 
 use super::model::{InferenceError, Model, NamedTensor, arrange_inputs, check_inputs};
 use super::stats::{InferenceStats, VersionStats};
+use crate::drift::Drift;
+use crate::reporting::now_ms;
 use edgefleet_protocol::ModelName;
+use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -37,6 +40,8 @@ pub struct LoadedModel {
     pub model: Box<dyn Model>,
     /// Its identity.
     pub info: ModelInfo,
+    /// The package's drift reference (empty: no drift summaries).
+    pub drift_reference: Arc<DriftReference>,
 }
 
 impl fmt::Debug for LoadedModel {
@@ -121,7 +126,13 @@ impl InferenceHandle {
     /// Makes `model` the active one after every request already queued, and returns the
     /// previous model (keep it to roll back without reloading).
     pub async fn swap(&self, model: Box<dyn Model>, info: ModelInfo) -> Result<Option<LoadedModel>, InferenceError> {
-        self.replace(Some(LoadedModel { model, info })).await
+        self.swap_loaded(LoadedModel { model, info, drift_reference: Arc::default() }).await
+    }
+
+    /// Like [`Self::swap`], with the package's drift reference (its inferences are then
+    /// summarized when the worker was spawned with a [`Drift`]).
+    pub async fn swap_loaded(&self, loaded: LoadedModel) -> Result<Option<LoadedModel>, InferenceError> {
+        self.replace(Some(loaded)).await
     }
 
     /// Stops serving: later requests fail with [`InferenceError::NoModel`]. Returns the model.
@@ -156,9 +167,19 @@ pub struct InferenceWorker {
 impl InferenceWorker {
     /// Starts the worker with no model loaded; counters go to `stats`.
     pub fn spawn(config: WorkerConfig, stats: Arc<InferenceStats>) -> std::io::Result<(InferenceHandle, Self)> {
+        Self::spawn_with_drift(config, stats, None)
+    }
+
+    /// Like [`Self::spawn`]; every activation and successful inference also goes to `drift`
+    /// (on this thread, right after `Model::run`: see [`crate::drift`]).
+    pub fn spawn_with_drift(
+        config: WorkerConfig,
+        stats: Arc<InferenceStats>,
+        drift: Option<Drift>,
+    ) -> std::io::Result<(InferenceHandle, Self)> {
         let (request_tx, request_rx) = mpsc::channel(config.queue_capacity.max(1));
         let (active_tx, active_rx) = watch::channel(None);
-        let state = WorkerState { current: None, stats, active_tx, last_id: 0 };
+        let state = WorkerState { current: None, stats, active_tx, last_id: 0, drift };
         let thread =
             std::thread::Builder::new().name("edgefleet-inference".into()).spawn(move || state.run(request_rx))?;
         Ok((InferenceHandle { request_tx, active_rx }, Self { thread }))
@@ -182,6 +203,7 @@ struct WorkerState {
     stats: Arc<InferenceStats>,
     active_tx: watch::Sender<Option<ModelInfo>>,
     last_id: u64,
+    drift: Option<Drift>,
 }
 
 impl WorkerState {
@@ -204,6 +226,10 @@ impl WorkerState {
 
     fn swap(&mut self, next: Option<LoadedModel>) -> Option<LoadedModel> {
         let info = next.as_ref().map(|n| n.info.clone());
+        if let Some(drift) = &self.drift {
+            let reference = next.as_ref().map(|n| n.drift_reference.clone()).unwrap_or_default();
+            drift.activate(now_ms(), info.clone(), reference);
+        }
         let version_stats = self.stats.activate(info.as_ref());
         let previous = self.current.take().map(|c| c.loaded);
         self.current = next.zip(version_stats).map(|(loaded, stats)| Current {
@@ -248,6 +274,9 @@ impl WorkerState {
             Ok(outputs) => {
                 current.stats.record_success(latency_us);
                 self.last_id += 1;
+                if let Some(drift) = &self.drift {
+                    drift.observe(now_ms(), self.last_id, &inputs, &outputs);
+                }
                 Ok(InferenceOutcome {
                     outputs,
                     output_names: current.output_names.clone(),

@@ -1,0 +1,37 @@
+//! The thin loop around [`DriftHub`]: polls it every quarter window and carries closed
+//! windows and sample batches to the outbox.
+
+use super::Drift;
+use super::hub::Report;
+use crate::outbox::{Store, Stream};
+use crate::reporting::{Reports, now_ms};
+use tokio_util::sync::CancellationToken;
+
+fn push<S: Store>(reports: &Reports<S>, due: Vec<Report>) {
+    for report in due {
+        match report {
+            Report::Drift(window) => {
+                tracing::debug!(model = %window.model, version = window.version_seq, rows = window.rows, "drift window closed");
+                reports.push(Stream::Drift, |seq| (*window).into_message(seq));
+            }
+            Report::Samples(batch) => {
+                reports.push(Stream::Samples, |seq| batch.into_message(seq));
+            }
+        }
+    }
+}
+
+/// Runs until `shutdown`, then closes the open window and sends it too.
+pub async fn run<S: Store>(drift: Drift, reports: Reports<S>, shutdown: CancellationToken) {
+    loop {
+        let interval = drift.lock().poll_interval();
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let due = drift.lock().poll(now_ms());
+        push(&reports, due);
+    }
+    let last = drift.lock().flush(now_ms());
+    push(&reports, last);
+}
