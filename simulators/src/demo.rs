@@ -4,9 +4,13 @@
 //! mix, vibration sensors) start in this process; a signed baseline model rolls out in stages
 //! with live progress; then a release that installs fine but is ~10× slower on the devices is
 //! stopped at its canary stage by the health gate (p99 against the devices still on the old
-//! version) and rolled back; the audit chain is verified; a summary with numbers follows.
+//! version) and rolled back, with its A/B scorecard; then the sensors at one site drift and the
+//! fleet's drift detection flags exactly those devices (per device and per site cohort, with
+//! the time it took); the audit chain is verified; a summary with numbers follows.
 
+use crate::drift::{Affected, DriftPlan, DriftScenario, Onset};
 use crate::fleet::{Mix, SimFleet, SimFleetConfig};
+use crate::reference::baseline_reference;
 use anyhow::{Context, Result, bail};
 use edgefleet::build::{BuildRequest, ModelArg, build_package};
 use edgefleet::client::Client;
@@ -23,6 +27,14 @@ use tokio_util::sync::CancellationToken;
 const SMALL_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp.onnx");
 const WIDE_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp_wide.onnx");
 const MARKER: &str = ".edgefleet-demo";
+/// Drift summary window on the simulated devices.
+const DRIFT_WINDOW_MS: u64 = 4_000;
+/// Sensor windows per device per second.
+const RATE_HZ: f64 = 20.0;
+/// Quantile bins of the demo's drift references: with ~80 rows per device window, 5 bins keep
+/// 16 expected values per bin (the chi-square approximation holds) and the PSI of pure sampling
+/// noise near 0.05, under the 0.1 floor.
+const REFERENCE_BINS: usize = 5;
 
 /// Demo settings.
 #[derive(Debug, Clone)]
@@ -54,8 +66,12 @@ async fn push(client: &Client, file: &Path) -> Result<Value> {
     Ok(tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await??)
 }
 
-fn build(dir: &Path, model: &Path, seq: u64, label: &str) -> Result<PathBuf> {
+fn build(dir: &Path, model: &Path, seq: u64, label: &str, seed: u64) -> Result<PathBuf> {
     let out = dir.join(format!("vibration-mlp-{seq}.efpkg"));
+    // The training pipeline's profile: 4,000 training rows through this model.
+    let reference = baseline_reference(&std::fs::read(model)?, 4_000, seed, REFERENCE_BINS)?;
+    let reference_path = dir.join(format!("models/drift-reference-{seq}.json"));
+    std::fs::write(&reference_path, serde_json::to_vec_pretty(&reference)?)?;
     let arg = |class| ModelArg { class, precision: Precision::Fp32, path: model.to_path_buf() };
     build_package(&BuildRequest {
         name: ModelName::new("vibration-mlp").map_err(|e| anyhow::anyhow!("{e:?}"))?,
@@ -68,7 +84,7 @@ fn build(dir: &Path, model: &Path, seq: u64, label: &str) -> Result<PathBuf> {
         golden_count: 2,
         tolerance: None,
         accelerator_kind: Some("sim-npu".into()),
-        drift_reference: None,
+        drift_reference: Some(reference_path),
         lineage: Lineage { training_run_id: Some("demo".into()), ..Lineage::default() },
     })
     .with_context(|| format!("building {}", out.display()))?;
@@ -168,11 +184,14 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let wide = dir.join("models/vibration_mlp_wide.onnx");
     std::fs::write(&small, SMALL_MODEL)?;
     std::fs::write(&wide, WIDE_MODEL)?;
-    let v1 = build(dir, &small, 1, "1.0.0")?;
-    let v2 = build(dir, &wide, 2, "2.0.0-wide")?;
+    let v1 = build(dir, &small, 1, "1.0.0", options.seed)?;
+    let v2 = build(dir, &wide, 2, "2.0.0-wide", options.seed)?;
     println!(
-        "   key {}; v1 = 8→16→4 MLP (cpu, gpu, npu variants); v2 = 8→512→480→4 MLP, same inputs/outputs\n",
+        "   key {}; v1 = 8→16→4 MLP (cpu, gpu, npu variants); v2 = 8→512→480→4 MLP, same inputs/outputs",
         key.key_id
+    );
+    println!(
+        "   each package carries a drift reference: {REFERENCE_BINS} quantile bins per input feature, score, predicted class and confidence over 4,000 training rows\n"
     );
 
     println!("2. fleet manager (embedded MQTT broker + storage)");
@@ -184,7 +203,10 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         mqtt_url: None,
         trust_store: Some(trust.clone()),
     };
-    let config = ServeConfig::load(None, std::iter::empty(), &flags)?;
+    // Devices summarize ~80 rows per window here (20 Hz, 4 s), so the fleet tests windows from
+    // 60 values on (its default of 100 suits minute-long windows).
+    let env = [("EDGEFLEET_SERVE__DRIFT__MIN_ROWS".to_string(), "60".to_string())];
+    let config = ServeConfig::load(None, env, &flags)?;
     let shutdown = CancellationToken::new();
     let server = edgefleet::server::start(config, shutdown.clone()).await?;
     let url = format!("http://{}", server.http_addr);
@@ -195,7 +217,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         "3. simulated fleet: {} devices, mix cpu={} gpu={} npu={}",
         options.devices, options.mix.cpu, options.mix.gpu, options.mix.npu
     );
-    let fleet = SimFleet::start(SimFleetConfig {
+    let mut fleet = SimFleet::start(SimFleetConfig {
         broker: server.mqtt_url.clone(),
         namespace: "edgefleet".into(),
         devices: options.devices,
@@ -203,11 +225,12 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         seed: options.seed,
         data_dir: dir.join("devices"),
         trust_store: trust,
-        rate_hz: 10.0,
+        rate_hz: RATE_HZ,
         health_interval_secs: 2,
         id_prefix: "sim".into(),
         drift: None,
         label_rate: 1.0,
+        drift_window_ms: DRIFT_WINDOW_MS,
     })?;
     let registering = Instant::now();
     loop {
@@ -222,7 +245,19 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let register_time = registering.elapsed();
-    println!("   all {} devices online in {:.1}s\n", options.devices, register_time.as_secs_f64());
+    println!("   all {} devices online in {:.1}s", options.devices, register_time.as_secs_f64());
+    // Two sites; plant-b gets the drifting sensors later (its devices are the seeded 20%).
+    let plant_b: Vec<usize> = Affected::Fraction(0.2).resolve(options.devices, options.seed);
+    for i in 0..options.devices {
+        let Some(id) = fleet.device_id(i) else { continue };
+        let site = if plant_b.contains(&i) { "plant-b" } else { "plant-a" };
+        api(&client, &format!("/v1/devices/{id}/labels"), Some(json!({"set": {"site": site}}))).await?;
+    }
+    println!(
+        "   labelled site=plant-a ({} devices) and site=plant-b ({} devices)\n",
+        options.devices - plant_b.len(),
+        plant_b.len()
+    );
 
     let plan = |seq: u64| {
         json!({
@@ -288,9 +323,18 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let card = api(&client, &format!("/v1/rollouts/{id2}/scorecard"), None).await?;
+    println!("   scorecard (`edgefleet scorecard {id2}`), new v2 canaries vs control on v1, same track and period:");
+    for t in card["tracks"].as_array().cloned().unwrap_or_default() {
+        println!("     {}", scorecard_line(&t));
+    }
     println!();
 
-    println!("6. audit");
+    println!("6. drift: the vibration sensors at plant-b are re-mounted and read 1.8x too high");
+    let drift = drift_act(&client, &mut fleet, &plant_b).await?;
+    println!();
+
+    println!("7. audit");
     let verify = api(&client, "/v1/audit/verify", None).await?;
     println!(
         "   {} audit entries, hash chain {}\n",
@@ -326,25 +370,138 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     );
     println!("  took               {:.1}s", started.elapsed().as_secs_f64());
     println!("  data               {} (fleet manager: fleet/, devices: devices/, keys: keys/)", dir.display());
-    println!("  drift detection    not in this demo yet (issue 6)");
+    println!("  drift detection    {}", drift.summary);
 
     if options.keep_running {
         println!("\nStill running (Ctrl-C to stop). Explore:");
         println!("  edgefleet --server {url} devices list");
         println!("  edgefleet --server {url} rollout status {id2}");
         println!("  edgefleet --server {url} health");
+        println!("  edgefleet --server {url} drift report --model vibration-mlp");
+        println!("  edgefleet --server {url} scorecard {id2}");
         println!("  edgefleet --server {url} audit list");
         tokio::signal::ctrl_c().await?;
     } else {
         println!(
-            "\nRe-run with --keep-running to explore with `edgefleet --server URL devices list | rollout status ID | health | audit list`."
+            "\nRe-run with --keep-running to explore with `edgefleet --server URL devices list | rollout status ID | health | drift report --model vibration-mlp | scorecard ID | audit list`."
         );
     }
     fleet.stop().await;
     shutdown.cancel();
     server.task.await??;
-    if r1["status"] != "Completed" || r2["status"] != "Stopped" || verify["ok"] != true {
+    if r1["status"] != "Completed" || r2["status"] != "Stopped" || verify["ok"] != true || !drift.as_expected {
         bail!("the demo did not go as expected (see above)");
     }
     Ok(())
+}
+
+/// One scorecard track in a line.
+fn scorecard_line(t: &Value) -> String {
+    let pct = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0));
+    let ci = |v: &Value| match v.as_array().map(|a| (a[0].as_f64(), a[1].as_f64())) {
+        Some((Some(l), Some(u))) => format!("[{:+.1}, {:+.1}] pts", l * 100.0, u * 100.0),
+        _ => "n/a".into(),
+    };
+    let d = &t["difference"];
+    format!(
+        "{:<11} accuracy {} vs {} (difference {}, 95% CI {}); p99 ratio {}; prediction shift PSI {}",
+        t["hardware"].as_str().unwrap_or("?"),
+        pct(&t["new"]["accuracy"]["accuracy"]),
+        pct(&t["control"]["accuracy"]["accuracy"]),
+        d["accuracy_delta"].as_f64().map_or("-".into(), |x| format!("{:+.1} pts", x * 100.0)),
+        ci(&d["accuracy_delta_ci95"]),
+        d["p99_ratio"].as_f64().map_or("-".into(), |r| format!("{r:.1}")),
+        d["prediction_shift"]["psi"].as_f64().map_or("-".into(), |p| format!("{p:.2}")),
+    )
+}
+
+struct DriftOutcome {
+    summary: String,
+    as_expected: bool,
+}
+
+/// Switches drift on for the plant-b devices and watches the fleet's drift report until every
+/// one of them is flagged (or 120 s pass); prints detection times, false alarms and cohorts.
+async fn drift_act(client: &Client, fleet: &mut SimFleet, plant_b: &[usize]) -> Result<DriftOutcome> {
+    let affected: Vec<String> = fleet
+        .start_drift(&DriftPlan {
+            scenario: DriftScenario::Sudden { gain: 1.8, offset: 0.0 },
+            onset: Onset::At(Instant::now()),
+            affected: Affected::Devices(plant_b.to_vec()),
+        })
+        .into_iter()
+        .collect();
+    let onset = Instant::now();
+    let mut detected: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    let mut false_alarms: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut report = Value::Null;
+    let mut printed = 0;
+    while onset.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        report = api(client, "/v1/drift?model=vibration-mlp", None).await?;
+        for d in report["devices"].as_array().cloned().unwrap_or_default() {
+            let id = d["device"].as_str().unwrap_or("").to_string();
+            if d["state"] != "drifting" {
+                continue;
+            }
+            if affected.contains(&id) {
+                detected.entry(id).or_insert_with(|| onset.elapsed().as_secs_f64());
+            } else {
+                false_alarms.insert(id);
+            }
+        }
+        if detected.len() / 10 > printed / 10 || detected.len() == affected.len() {
+            printed = detected.len();
+            println!(
+                "   [{:>5.1}s] {} of {} plant-b devices flagged drifting",
+                onset.elapsed().as_secs_f64(),
+                printed,
+                affected.len()
+            );
+        }
+        if detected.len() == affected.len() {
+            break;
+        }
+    }
+    let mut times: Vec<f64> = detected.values().copied().collect();
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    if let Some(example) = report["devices"].as_array().and_then(|a| a.iter().find(|d| d["state"] == "drifting")) {
+        println!("   why, for {} (`edgefleet health --device ...`):", example["device"].as_str().unwrap_or("?"));
+        for r in example["reasons"].as_array().cloned().unwrap_or_default().iter().take(4) {
+            println!("     {}", r.as_str().unwrap_or(""));
+        }
+    }
+    println!("   cohorts (`edgefleet drift report --model vibration-mlp`):");
+    for c in report["cohorts"].as_array().cloned().unwrap_or_default() {
+        let name = c["cohort"].as_str().unwrap_or("");
+        if !name.contains("site=") {
+            continue;
+        }
+        let features: Vec<String> = c["assessment"]["drifting"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|f| f["feature"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        println!(
+            "     {:<26} {:>3} devices, {:>3} drifting, max PSI {:.2}, drifting features: {}",
+            name,
+            c["devices"],
+            c["drifting_devices"],
+            c["assessment"]["max_psi"].as_f64().unwrap_or(0.0),
+            if features.is_empty() { "none".to_string() } else { features.join(", ") }
+        );
+    }
+    let summary = format!(
+        "{} of {} plant-b devices flagged (detection after {:.1}s median, {:.1}s max; {} ms windows, alert at 3 of 5), {} false alarm(s) among the other {} devices",
+        detected.len(),
+        affected.len(),
+        at(0.5),
+        at(1.0),
+        DRIFT_WINDOW_MS,
+        false_alarms.len(),
+        fleet.len() - affected.len()
+    );
+    println!("   {summary}");
+    fleet.stop_drift();
+    Ok(DriftOutcome { as_expected: detected.len() == affected.len() && false_alarms.is_empty(), summary })
 }

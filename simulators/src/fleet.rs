@@ -118,6 +118,8 @@ pub struct SimFleetConfig {
     /// Fraction of inferences whose ground truth the sensors report as labelled feedback
     /// (seeded per device; 1.0 labels all).
     pub label_rate: f64,
+    /// The devices' drift summary window, milliseconds.
+    pub drift_window_ms: u64,
 }
 
 struct SimDevice {
@@ -222,6 +224,7 @@ impl SimFleet {
             ("EDGEFLEET_AGENT__HARDWARE__ACCELERATOR_KIND".to_string(), "sim-npu".to_string()),
             ("EDGEFLEET_AGENT__HEALTH__INTERVAL_SECS".to_string(), c.health_interval_secs.to_string()),
             ("EDGEFLEET_AGENT__MQTT__RECONNECT_MAX_MS".to_string(), "5000".to_string()),
+            ("EDGEFLEET_AGENT__SAMPLING__DRIFT_WINDOW_MS".to_string(), c.drift_window_ms.to_string()),
         ];
         let overrides = Overrides {
             device_id: Some(id.clone()),

@@ -75,6 +75,9 @@ enum Command {
         /// Fraction of inferences that get their ground truth recorded as feedback (0 to 1).
         #[arg(long, default_value_t = 1.0)]
         label_rate: f64,
+        /// Drift summary window on each device, in seconds.
+        #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+        drift_window: f64,
     },
     /// List the scenarios `run --scenario` accepts.
     Scenarios,
@@ -120,7 +123,11 @@ fn main() -> Result<()> {
             affected,
             drift_after,
             label_rate,
+            drift_window,
         } => {
+            if !(0.1..=86_400.0).contains(&drift_window) {
+                anyhow::bail!("--drift-window {drift_window} must be between 0.1 and 86400 seconds");
+            }
             if !scenarios().any(|(n, _)| n == scenario) {
                 anyhow::bail!("unknown scenario {scenario:?}; `edgefleet-sim scenarios` lists them");
             }
@@ -149,6 +156,7 @@ fn main() -> Result<()> {
                     id_prefix: format!("sim{seed}"),
                     drift,
                     label_rate,
+                    drift_window_ms: (drift_window * 1000.0) as u64,
                 })
                 .context("starting the simulated fleet")?;
                 println!("{devices} simulated devices → {fleet} (data in {}), scenario {scenario}; Ctrl-C stops", data_dir.display());

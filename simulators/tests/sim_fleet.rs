@@ -48,6 +48,7 @@ async fn a_sim_fleet_registers_with_its_mix_and_survives_crash_restarts() {
             affected: Affected::Fraction(0.2),
         }),
         label_rate: 0.5,
+        drift_window_ms: 60_000,
     })
     .unwrap();
     assert_eq!(sim.devices().filter(|d| d.1 == HardwareClass::Accelerator).count(), 4);

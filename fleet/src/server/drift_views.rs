@@ -247,7 +247,7 @@ pub fn scorecard(data: &DriftData<'_>, r: &RolloutRecord) -> Value {
             };
             let decision = r.decisions.get(&track.hardware.to_string());
             json!({
-                "hardware": track.hardware,
+                "hardware": track.hardware.to_string(),
                 "new": {
                     "version_seq": version, "devices_with_windows": new_devices.values().sum::<u32>(),
                     "windows": new.windows, "rows": new.rows,
