@@ -38,7 +38,7 @@ pub(crate) enum DriftCommand {
         #[arg(long, default_value_t = 10)]
         bins: usize,
         /// Benjamini–Hochberg false discovery rate.
-        #[arg(long, default_value_t = 0.05)]
+        #[arg(long, default_value_t = 0.01)]
         fdr: f64,
         /// Smallest PSI that counts as drift.
         #[arg(long, default_value_t = 0.1)]

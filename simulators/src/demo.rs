@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-const SMALL_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp.onnx");
+/// v1: the example MLP trained on the simulator's training data (fixtures/models/train_vibration.py).
+const SMALL_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp_trained.onnx");
 const WIDE_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp_wide.onnx");
 const MARKER: &str = ".edgefleet-demo";
 /// Drift summary window on the simulated devices.
@@ -180,14 +181,14 @@ pub async fn run(options: DemoOptions) -> Result<()> {
 
     println!("1. signing key and models");
     let key = keys::generate(&dir.join("keys"), "demo-release")?;
-    let small = dir.join("models/vibration_mlp.onnx");
+    let small = dir.join("models/vibration_mlp_trained.onnx");
     let wide = dir.join("models/vibration_mlp_wide.onnx");
     std::fs::write(&small, SMALL_MODEL)?;
     std::fs::write(&wide, WIDE_MODEL)?;
     let v1 = build(dir, &small, 1, "1.0.0", options.seed)?;
     let v2 = build(dir, &wide, 2, "2.0.0-wide", options.seed)?;
     println!(
-        "   key {}; v1 = 8→16→4 MLP (cpu, gpu, npu variants); v2 = 8→512→480→4 MLP, same inputs/outputs",
+        "   key {}; v1 = 8→16→4 MLP trained on the simulator's data (cpu, gpu, npu variants); v2 = an untrained 8→512→480→4 MLP, same inputs/outputs",
         key.key_id
     );
     println!(

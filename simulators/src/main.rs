@@ -81,6 +81,20 @@ enum Command {
     },
     /// List the scenarios `run --scenario` accepts.
     Scenarios,
+    /// Write the simulator's training data as CSV (the 8 firmware features and the true class
+    /// index, one machine per row, the undrifted fleet's state mix): what the example model is
+    /// trained on (fixtures/models/train_vibration.py) and `edgefleet drift profile` profiles.
+    TrainingData {
+        /// Rows.
+        #[arg(long, default_value_t = 20_000)]
+        rows: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output CSV file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 const SCENARIOS: [(&str, &str); 2] = [
@@ -105,6 +119,16 @@ fn main() -> Result<()> {
                 println!("{name:<19} {what}");
             }
             println!("\ndrift scenarios take --affected PERCENT (default 20) and --drift-after SECONDS (default 30)");
+            Ok(())
+        }
+        Command::TrainingData { rows, seed, out } => {
+            let mut csv = edgefleet_sim::reference::FEATURE_NAMES.join(",") + ",label\n";
+            for (row, state) in edgefleet_sim::training::training_rows(rows, seed) {
+                let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+                csv.push_str(&format!("{},{}\n", cells.join(","), state.class_index()));
+            }
+            std::fs::write(&out, csv).with_context(|| format!("writing {}", out.display()))?;
+            println!("{rows} training rows (seed {seed}) → {}", out.display());
             Ok(())
         }
         Command::Demo { dir, devices, mix, seed, keep_running } => {

@@ -100,6 +100,10 @@ fn the_readme_demo_runs_to_its_summary() {
     assert!(text.contains("rollout 2: stopped"), "{text}");
     assert!(text.contains("40 of 40 devices back on / still on v1"), "{text}");
     assert!(text.contains("chain verified"), "{text}");
+    // The drift act: the 20% of devices at plant-b are flagged, nobody else.
+    assert!(text.contains("8 of 8 plant-b devices flagged"), "{text}");
+    assert!(text.contains("0 false alarm(s) among the other 32 devices"), "{text}");
+    assert!(text.contains("version=1 site=plant-a      32 devices,   0 drifting"), "{text}");
     // A second run replaces the first; a directory that is not a demo's is left alone.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_edgefleet-sim"))
         .args(["demo", "--devices", "0", "--dir"])

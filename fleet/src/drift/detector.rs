@@ -35,7 +35,7 @@ pub struct DetectorSettings {
 
 impl Default for DetectorSettings {
     fn default() -> Self {
-        DetectorSettings { fdr: 0.05, min_rows: 100, min_psi: 0.1, max_missing_rate: 0.05, persist_k: 3, persist_n: 5 }
+        DetectorSettings { fdr: 0.01, min_rows: 100, min_psi: 0.1, max_missing_rate: 0.05, persist_k: 3, persist_n: 5 }
     }
 }
 
@@ -190,9 +190,14 @@ pub fn assess(reference: &DriftReference, merged: &Merged, settings: &DetectorSe
         f.rejected = rejected;
         if rejected && f.psi >= settings.min_psi {
             f.drifting = true;
+            // A p-value below f64's range prints as a bound rather than as a misleading 0.
+            let p = match f.chi_square.p_value {
+                0.0 => "< 1e-300".to_string(),
+                p => format!("{p:.2e}"),
+            };
             f.reason = format!(
-                "PSI {:.3} ≥ {} and chi-square p {:.2e} rejected at FDR {} (JS {:.3}, KS ≥ {:.3})",
-                f.psi, settings.min_psi, f.chi_square.p_value, settings.fdr, f.js, f.ks.statistic
+                "PSI {:.3} ≥ {} and chi-square p {p} rejected at FDR {} (JS {:.3}, KS ≥ {:.3})",
+                f.psi, settings.min_psi, settings.fdr, f.js, f.ks.statistic
             );
         }
     }
