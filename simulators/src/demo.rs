@@ -10,15 +10,12 @@
 
 use crate::drift::{Affected, DriftPlan, DriftScenario, Onset};
 use crate::fleet::{Mix, SimFleet, SimFleetConfig};
-use crate::reference::baseline_reference;
+use crate::reference::vibration_package;
 use anyhow::{Context, Result, bail};
-use edgefleet::build::{BuildRequest, ModelArg, build_package};
 use edgefleet::client::Client;
 use edgefleet::keys;
 use edgefleet::server::config::{Overrides, ServeConfig};
-use edgefleet_protocol::hardware::{HardwareClass, Precision};
-use edgefleet_protocol::package::Lineage;
-use edgefleet_protocol::{ModelName, SemVer};
+use edgefleet_protocol::hardware::HardwareClass;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -68,28 +65,8 @@ async fn push(client: &Client, file: &Path) -> Result<Value> {
 }
 
 fn build(dir: &Path, model: &Path, seq: u64, label: &str, seed: u64) -> Result<PathBuf> {
-    let out = dir.join(format!("vibration-mlp-{seq}.efpkg"));
-    // The training pipeline's profile: 4,000 training rows through this model.
-    let reference = baseline_reference(&std::fs::read(model)?, 4_000, seed, REFERENCE_BINS)?;
-    let reference_path = dir.join(format!("models/drift-reference-{seq}.json"));
-    std::fs::write(&reference_path, serde_json::to_vec_pretty(&reference)?)?;
-    let arg = |class| ModelArg { class, precision: Precision::Fp32, path: model.to_path_buf() };
-    build_package(&BuildRequest {
-        name: ModelName::new("vibration-mlp").map_err(|e| anyhow::anyhow!("{e:?}"))?,
-        version_seq: seq,
-        label: label.into(),
-        models: vec![arg(HardwareClass::Cpu), arg(HardwareClass::Gpu), arg(HardwareClass::Accelerator)],
-        key: dir.join("keys").join(keys::SIGNING_KEY_FILE),
-        out: out.clone(),
-        min_agent_version: SemVer::new(0, 1, 0),
-        golden_count: 2,
-        tolerance: None,
-        accelerator_kind: Some("sim-npu".into()),
-        drift_reference: Some(reference_path),
-        lineage: Lineage { training_run_id: Some("demo".into()), ..Lineage::default() },
-    })
-    .with_context(|| format!("building {}", out.display()))?;
-    Ok(out)
+    let key = dir.join("keys").join(keys::SIGNING_KEY_FILE);
+    vibration_package(dir, &key, model, seq, label, seed, REFERENCE_BINS)
 }
 
 fn counts(track: &Value) -> String {

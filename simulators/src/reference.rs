@@ -4,6 +4,11 @@
 
 use crate::training::training_rows;
 use anyhow::{Context, Result};
+use edgefleet::build::{BuildRequest, ModelArg, build_package};
+use edgefleet_protocol::hardware::{HardwareClass, Precision};
+use edgefleet_protocol::package::Lineage;
+use edgefleet_protocol::{ModelName, SemVer};
+use std::path::{Path, PathBuf};
 use edgefleet::drift::profile::{categorical_reference, numeric_reference};
 use edgefleet_agent::inference::{Model, TractModel};
 use edgefleet_firmware::features::FEATURE_COUNT;
@@ -24,6 +29,43 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
 
 /// The example model's classes, in output order.
 pub const CLASSES: [&str; 4] = ["normal", "imbalance", "bearing_wear", "misalignment"];
+
+/// Builds a signed `vibration-mlp` package of `model` (the same file for the cpu, gpu and
+/// accelerator variants) at version `seq`, carrying the drift reference of 4,000 training rows
+/// (`seed`, `bins` quantile bins), as `dir/vibration-mlp-<seq>.efpkg`; the reference is also
+/// kept as `dir/models/drift-reference-<seq>.json`.
+pub fn vibration_package(
+    dir: &Path,
+    key: &Path,
+    model: &Path,
+    seq: u64,
+    label: &str,
+    seed: u64,
+    bins: usize,
+) -> Result<PathBuf> {
+    let out = dir.join(format!("vibration-mlp-{seq}.efpkg"));
+    let reference = baseline_reference(&std::fs::read(model)?, 4_000, seed, bins)?;
+    std::fs::create_dir_all(dir.join("models"))?;
+    let reference_path = dir.join(format!("models/drift-reference-{seq}.json"));
+    std::fs::write(&reference_path, serde_json::to_vec_pretty(&reference)?)?;
+    let arg = |class| ModelArg { class, precision: Precision::Fp32, path: model.to_path_buf() };
+    build_package(&BuildRequest {
+        name: ModelName::new("vibration-mlp").map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        version_seq: seq,
+        label: label.into(),
+        models: vec![arg(HardwareClass::Cpu), arg(HardwareClass::Gpu), arg(HardwareClass::Accelerator)],
+        key: key.to_path_buf(),
+        out: out.clone(),
+        min_agent_version: SemVer::new(0, 1, 0),
+        golden_count: 2,
+        tolerance: None,
+        accelerator_kind: Some("sim-npu".into()),
+        drift_reference: Some(reference_path),
+        lineage: Lineage { training_run_id: Some("edgefleet-sim".into()), ..Lineage::default() },
+    })
+    .with_context(|| format!("building {}", out.display()))?;
+    Ok(out)
+}
 
 /// Profiles `rows` training rows (seeded) through `model_onnx` with `bins` quantile bins.
 pub fn baseline_reference(model_onnx: &[u8], rows: usize, seed: u64, bins: usize) -> Result<DriftReference> {
