@@ -146,7 +146,7 @@ async fn run_scenario(name: &str, devices: usize, window_ms: u64, rate_hz: f64) 
     times.sort_by(f64::total_cmp);
     let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
     let mut top: Vec<(String, usize)> = features.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|t| std::cmp::Reverse(t.1));
     let outcome = Outcome {
         detected: detected.len(),
         affected: affected.len(),

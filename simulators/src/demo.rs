@@ -463,8 +463,8 @@ async fn drift_act(client: &Client, fleet: &mut SimFleet, plant_b: &[usize]) -> 
         println!(
             "     {:<26} {:>3} devices, {:>3} drifting, max PSI {:.2}, drifting features: {}",
             name,
-            c["devices"],
-            c["drifting_devices"],
+            c["devices"].as_u64().unwrap_or(0),
+            c["drifting_devices"].as_u64().unwrap_or(0),
             c["assessment"]["max_psi"].as_f64().unwrap_or(0.0),
             if features.is_empty() { "none".to_string() } else { features.join(", ") }
         );

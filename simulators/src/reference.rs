@@ -5,15 +5,15 @@
 use crate::training::training_rows;
 use anyhow::{Context, Result};
 use edgefleet::build::{BuildRequest, ModelArg, build_package};
-use edgefleet_protocol::hardware::{HardwareClass, Precision};
-use edgefleet_protocol::package::Lineage;
-use edgefleet_protocol::{ModelName, SemVer};
-use std::path::{Path, PathBuf};
 use edgefleet::drift::profile::{categorical_reference, numeric_reference};
 use edgefleet_agent::inference::{Model, TractModel};
 use edgefleet_firmware::features::FEATURE_COUNT;
 use edgefleet_protocol::drift::DriftReference;
+use edgefleet_protocol::hardware::{HardwareClass, Precision};
+use edgefleet_protocol::package::Lineage;
 use edgefleet_protocol::tensor::{Tensor, TensorData};
+use edgefleet_protocol::{ModelName, SemVer};
+use std::path::{Path, PathBuf};
 
 /// The firmware's feature names, in vector order.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [

@@ -45,7 +45,7 @@ impl DetectorSettings {
         if !(self.fdr > 0.0 && self.fdr < 1.0) {
             return Err(("drift.fdr", format!("must be in (0, 1), is {}", self.fdr)));
         }
-        if !(self.min_psi >= 0.0) {
+        if self.min_psi.is_nan() || self.min_psi < 0.0 {
             return Err(("drift.min_psi", format!("must be ≥ 0, is {}", self.min_psi)));
         }
         if !(0.0..=1.0).contains(&self.max_missing_rate) {
