@@ -1,5 +1,6 @@
-//! `edgefleet drift ...` and `edgefleet scorecard`: the drift report and A/B scorecard from a
-//! running fleet manager, and the offline CSV tools (compare, profile) on the same code path.
+//! `edgefleet drift ...`, `edgefleet scorecard` and `edgefleet samples`: the drift report, A/B
+//! scorecard and sampled records from a running fleet manager, and the offline CSV tools
+//! (compare, profile) on the same code path as the fleet.
 
 use crate::ops::{Conn, print_json, s};
 use anyhow::{Context, Result};
@@ -60,10 +61,73 @@ pub(crate) enum DriftCommand {
         /// A column holding the model's confidence (largest output) on the training data.
         #[arg(long)]
         confidence_column: Option<String>,
+        /// A categorical feature column (repeatable): its integer codes become the reference's
+        /// categories (devices count unseen codes as "other", with a top-K sketch of them).
+        #[arg(long = "categorical")]
+        categorical: Vec<String>,
         /// Where to write the JSON.
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// `edgefleet samples ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum SamplesCommand {
+    /// Write the raw (input, output) records devices sampled (`[sampling] sample_rate`, or a
+    /// SetSamplingPolicy) as CSV: device, version_seq, inference_id, timestamp_ms, in_0…,
+    /// out_0… — a retraining dataset.
+    Export {
+        /// Model name.
+        #[arg(long)]
+        model: String,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// At most this many sample batches.
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+        /// Output CSV file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Runs a samples subcommand.
+pub(crate) fn samples(conn: &Conn, command: SamplesCommand) -> Result<ExitCode> {
+    let SamplesCommand::Export { model, device, limit, out } = command;
+    let mut path = format!("/v1/samples?model={}&limit={limit}", query_escape(&model));
+    if let Some(d) = &device {
+        path.push_str(&format!("&device={}", query_escape(d)));
+    }
+    let records = conn.client().get(&path)?;
+    let records = records.as_array().cloned().unwrap_or_default();
+    let width = |key: &str| records.iter().map(|r| r[key].as_array().map_or(0, Vec::len)).max().unwrap_or(0);
+    let (inputs, outputs) = (width("inputs"), width("outputs"));
+    let mut csv = String::from("device,version_seq,inference_id,timestamp_ms");
+    csv.extend((0..inputs).map(|i| format!(",in_{i}")));
+    csv.extend((0..outputs).map(|i| format!(",out_{i}")));
+    csv.push('\n');
+    for r in &records {
+        csv.push_str(&format!("{},{},{},{}", s(&r["device"]), r["version_seq"], r["inference_id"], r["timestamp_ms"]));
+        for (key, n) in [("inputs", inputs), ("outputs", outputs)] {
+            let values = r[key].as_array().cloned().unwrap_or_default();
+            for i in 0..n {
+                csv.push(',');
+                if let Some(v) = values.get(i).and_then(Value::as_f64) {
+                    csv.push_str(&v.to_string());
+                }
+            }
+        }
+        csv.push('\n');
+    }
+    std::fs::write(&out, csv).with_context(|| format!("writing {}", out.display()))?;
+    if conn.json {
+        print_json(&serde_json::json!({"records": records.len(), "out": out.display().to_string()}));
+    } else {
+        println!("{} sampled record(s) of {model} → {}", records.len(), out.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs a drift subcommand.
@@ -92,16 +156,24 @@ pub(crate) fn run(conn: &Conn, command: DriftCommand) -> Result<ExitCode> {
             }
             Ok(if drifting { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        DriftCommand::Profile { data, bins, prediction_column, confidence_column, out } => {
+        DriftCommand::Profile { data, bins, prediction_column, confidence_column, categorical, out } => {
             anyhow::ensure!(bins >= 2, "--bins must be at least 2");
             let table = read_table(&data)?;
             let mut reference = DriftReference::default();
+            let codes_of = |values: &[f64]| {
+                let mut codes: Vec<i64> = values.iter().filter(|v| v.is_finite()).map(|v| *v as i64).collect();
+                codes.sort_unstable();
+                codes.dedup();
+                codes
+            };
+            for c in &categorical {
+                anyhow::ensure!(table.column(c).is_some(), "--categorical {c:?}: no such column in {}", data.display());
+            }
             for (name, values) in table.columns.iter().zip(&table.values) {
                 if Some(name) == prediction_column.as_ref() {
-                    let mut codes: Vec<i64> = values.iter().filter(|v| v.is_finite()).map(|v| *v as i64).collect();
-                    codes.sort_unstable();
-                    codes.dedup();
-                    reference.prediction = Some(categorical_reference(name, codes, values));
+                    reference.prediction = Some(categorical_reference(name, codes_of(values), values));
+                } else if categorical.contains(name) {
+                    reference.features.push(categorical_reference(name, codes_of(values), values));
                 } else if Some(name) == confidence_column.as_ref() {
                     reference.confidence = Some(numeric_reference(name, values, bins));
                 } else {
@@ -137,14 +209,18 @@ fn print_assessment(a: &Assessment, ks_exact: Option<&[f64]>) {
     );
     for (i, f) in a.features.iter().enumerate() {
         let exact = ks_exact.and_then(|k| k.get(i)).map_or("-".to_string(), |k| format!("{k:.4}"));
+        let p = match f.chi_square.p_value {
+            0.0 => "<1e-300".to_string(),
+            p => format!("{p:.2e}"),
+        };
         println!(
-            "{:<20} {:>7} {:>8.4} {:>8.4} {:>10.2} {:>10.2e} {:>8.4} {:>9}  {}",
+            "{:<20} {:>7} {:>8.4} {:>8.4} {:>10.2} {:>10} {:>8.4} {:>9}  {}",
             f.name,
             f.count,
             f.psi,
             f.js,
             f.chi_square.statistic,
-            f.chi_square.p_value,
+            p,
             f.ks.statistic,
             exact,
             if f.drifting {
@@ -236,7 +312,8 @@ pub(crate) fn scorecard(conn: &Conn, id: &str) -> Result<ExitCode> {
     );
     for t in answer["tracks"].as_array().cloned().unwrap_or_default() {
         let (new, control, diff) = (&t["new"], &t["control"], &t["difference"]);
-        println!("\n[{}] new v{} vs control v{}", s(&t["hardware"]), new["version_seq"], s(&control["version_seq"]));
+        let control_version = control["version_seq"].as_u64().map_or("none yet".to_string(), |v| format!("v{v}"));
+        println!("\n[{}] new v{} vs control {control_version}", s(&t["hardware"]), new["version_seq"]);
         println!("  {:<24} {:>22} {:>22}", "", "NEW", "CONTROL");
         let row = |name: &str, a: String, b: String| println!("  {name:<24} {a:>22} {b:>22}");
         row("devices with windows", s(&new["devices_with_windows"]), s(&control["devices_with_windows"]));

@@ -61,6 +61,9 @@ enum Command {
     /// Drift reports from the fleet, and offline drift tools on CSV files.
     #[command(subcommand)]
     Drift(drift_cli::DriftCommand),
+    /// Sampled raw records from the devices (retraining datasets).
+    #[command(subcommand)]
+    Samples(drift_cli::SamplesCommand),
     /// A rollout's A/B scorecard: the new version's devices against the old version's, per
     /// hardware track (accuracy, errors, latency, prediction shift, drift), with 95% intervals.
     Scorecard {
@@ -229,6 +232,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Health { device, model } => return ops::health(&conn, device, model),
         Command::Audit(c) => return ops::audit(&conn, c),
         Command::Drift(c) => return drift_cli::run(&conn, c),
+        Command::Samples(c) => return drift_cli::samples(&conn, c),
         Command::Scorecard { rollout } => return drift_cli::scorecard(&conn, &rollout),
         Command::Keys(KeysCommand::Generate { out, name }) => {
             let key = keys::generate(&out, &name)?;

@@ -139,6 +139,25 @@ pub(crate) enum DevicesCommand {
         #[arg(long)]
         remove: Vec<String>,
     },
+    /// Send a sampling policy (SetSamplingPolicy) to the devices a selector picks: raw record
+    /// sampling for retraining data, and the drift summary window.
+    Sampling {
+        /// Selector (empty: every device).
+        #[arg(long, default_value = "")]
+        select: String,
+        /// Only for this model (default: every model on the device).
+        #[arg(long)]
+        model: Option<String>,
+        /// Fraction of inferences sampled as raw records (0 to 1).
+        #[arg(long)]
+        sample_rate: f32,
+        /// Byte budget for sampled records per hour.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_bytes_per_hour: u64,
+        /// Drift summary window, e.g. 60s.
+        #[arg(long, default_value = "60s")]
+        drift_window: String,
+    },
 }
 
 /// `edgefleet model ...`
@@ -340,6 +359,22 @@ pub(crate) fn devices(conn: &Conn, command: DevicesCommand) -> Result<ExitCode> 
                 );
             }
             println!("{} device(s)", rows.len());
+        }
+        DevicesCommand::Sampling { select, model, sample_rate, max_bytes_per_hour, drift_window } => {
+            let window = edgefleet::rollout::plan::parse_duration_ms(&drift_window)
+                .map_err(|e| anyhow::anyhow!("--drift-window: {e}"))?;
+            let answer = client.post_json(
+                "/v1/sampling",
+                &json!({
+                    "select": select, "model": model, "sample_rate": sample_rate,
+                    "max_sample_bytes_per_hour": max_bytes_per_hour, "drift_window_ms": window,
+                }),
+            )?;
+            if conn.json {
+                print_json(&answer);
+            } else {
+                println!("sampling policy sent to {} device(s)", answer["devices"]);
+            }
         }
         DevicesCommand::Show { id } => print_json(&client.get(&format!("/v1/devices/{}", query_escape(&id)))?),
         DevicesCommand::Label { id, labels, remove } => {

@@ -469,6 +469,32 @@ async fn drift_act(client: &Client, fleet: &mut SimFleet, plant_b: &[usize]) -> 
             if features.is_empty() { "none".to_string() } else { features.join(", ") }
         );
     }
+    // Closing the loop: collect raw data from the drifting site for retraining.
+    let sampling = json!({
+        "select": "site=plant-b", "model": "vibration-mlp", "sample_rate": 0.2,
+        "max_sample_bytes_per_hour": 4 << 20, "drift_window_ms": DRIFT_WINDOW_MS,
+    });
+    api(client, "/v1/sampling", Some(sampling)).await?;
+    println!(
+        "   operator: sample 20% of plant-b's inferences as raw records (`edgefleet devices sampling --select site=plant-b --sample-rate 0.2`)"
+    );
+    let collecting = Instant::now();
+    let mut records = Vec::new();
+    while collecting.elapsed() < Duration::from_millis(3 * DRIFT_WINDOW_MS) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        records = api(client, "/v1/samples?model=vibration-mlp", None).await?.as_array().cloned().unwrap_or_default();
+        if records.len() >= 100 && collecting.elapsed() > Duration::from_millis(DRIFT_WINDOW_MS + 1000) {
+            break;
+        }
+    }
+    let devices: std::collections::BTreeSet<&str> = records.iter().filter_map(|r| r["device"].as_str()).collect();
+    let only_plant_b = devices.iter().all(|d| affected.iter().any(|a| a == d));
+    println!(
+        "   {} raw (input, output) records from {} plant-b devices in {:.1}s (`edgefleet samples export --model vibration-mlp --out FILE.csv`)",
+        records.len(),
+        devices.len(),
+        collecting.elapsed().as_secs_f64()
+    );
     let summary = format!(
         "{} of {} plant-b devices flagged (detection after {:.1}s median, {:.1}s max; {} ms windows, alert at 3 of 5), {} false alarm(s) among the other {} devices",
         detected.len(),
@@ -481,5 +507,8 @@ async fn drift_act(client: &Client, fleet: &mut SimFleet, plant_b: &[usize]) -> 
     );
     println!("   {summary}");
     fleet.stop_drift();
-    Ok(DriftOutcome { as_expected: detected.len() == affected.len() && false_alarms.is_empty(), summary })
+    Ok(DriftOutcome {
+        as_expected: detected.len() == affected.len() && false_alarms.is_empty() && !records.is_empty() && only_plant_b,
+        summary,
+    })
 }

@@ -106,6 +106,7 @@ fn the_readme_demo_runs_to_its_summary() {
     let cohort = |site: &str| text.lines().find(|l| l.contains(&format!("version=1 site={site} "))).unwrap_or("");
     assert!(cohort("plant-a").contains(" 32 devices,   0 drifting"), "{text}");
     assert!(cohort("plant-b").contains("  8 devices,   8 drifting"), "{text}");
+    assert!(text.contains("raw (input, output) records from"), "{text}");
     // A second run replaces the first; a directory that is not a demo's is left alone.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_edgefleet-sim"))
         .args(["demo", "--devices", "0", "--dir"])

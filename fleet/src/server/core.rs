@@ -189,6 +189,24 @@ pub enum ApiRequest {
         /// Only this device.
         device: Option<String>,
     },
+    /// Send a sampling policy to the devices a selector picks.
+    SetSampling {
+        /// Selector (`hw=gpu,site=plant-3`; empty: every device).
+        selector: String,
+        /// The policy.
+        policy: edgefleet_protocol::command::SamplingPolicy,
+        /// Operator.
+        actor: String,
+    },
+    /// Sampled raw records of a model.
+    Samples {
+        /// Model name.
+        model: String,
+        /// Only this device.
+        device: Option<String>,
+        /// At most this many batches.
+        limit: usize,
+    },
     /// A rollout's A/B scorecard.
     Scorecard {
         /// Rollout id.
@@ -302,7 +320,13 @@ pub struct Core {
     drift: BTreeMap<DeviceId, DeviceDrift>,
     new_drift: Vec<(String, StoredWindow)>,
     drift_keep_from: BTreeMap<String, u64>,
+    sample_seqs: BTreeMap<String, std::collections::VecDeque<u64>>,
+    new_samples: Vec<(String, edgefleet_protocol::uplink::SampleBatch)>,
+    samples_keep_from: BTreeMap<String, u64>,
 }
+
+/// Sample batches kept per device (at most 32 KiB each: ≤ 2 MiB per device).
+const SAMPLE_BATCHES_PER_DEVICE: usize = 64;
 
 impl Core {
     /// Loads the stored state.
@@ -311,6 +335,10 @@ impl Core {
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
         let stored_drift = snapshot.drift;
+        let mut sample_seqs: BTreeMap<String, std::collections::VecDeque<u64>> = BTreeMap::new();
+        for (device, seq) in snapshot.sample_seqs {
+            sample_seqs.entry(device).or_default().push_back(seq);
+        }
         let mut core = Core {
             devices: snapshot.devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
             models: snapshot.models.into_iter().map(|m| (m.key(), m)).collect(),
@@ -331,6 +359,9 @@ impl Core {
             drift: BTreeMap::new(),
             new_drift: Vec::new(),
             drift_keep_from: BTreeMap::new(),
+            sample_seqs,
+            new_samples: Vec::new(),
+            samples_keep_from: BTreeMap::new(),
         };
         // Replaying the stored windows rebuilds each device's persistence state exactly.
         for (device, window) in stored_drift {
@@ -418,6 +449,8 @@ impl Core {
             audit: std::mem::take(&mut self.new_audit),
             drift: std::mem::take(&mut self.new_drift),
             drift_keep_from: std::mem::take(&mut self.drift_keep_from).into_iter().collect(),
+            samples: std::mem::take(&mut self.new_samples),
+            samples_keep_from: std::mem::take(&mut self.samples_keep_from).into_iter().collect(),
         };
         if batch.is_empty() {
             return Ok(());
@@ -504,6 +537,18 @@ impl Core {
                 self.record_drift(device, (**summary).clone(), now);
                 // Feedback counts feed the scorecards' accuracy and the accuracy gate.
                 self.health_arrived = true;
+            }
+            Uplink::Samples(batch) => {
+                // Kept for retraining datasets (`edgefleet samples export`), newest 64 per device.
+                let seqs = self.sample_seqs.entry(device.to_string()).or_default();
+                seqs.push_back(batch.seq);
+                while seqs.len() > SAMPLE_BATCHES_PER_DEVICE {
+                    seqs.pop_front();
+                }
+                if let Some(oldest) = seqs.front() {
+                    self.samples_keep_from.insert(device.to_string(), *oldest);
+                }
+                self.new_samples.push((device.to_string(), (**batch).clone()));
             }
             Uplink::Presence(_) => {}
         }
@@ -836,6 +881,51 @@ impl Core {
                     )));
                 }
                 Ok(drift_views::report(&self.drift_data(), &model, device.as_ref()))
+            }
+            ApiRequest::SetSampling { selector, policy, actor } => {
+                let selector: Selector = selector.parse().map_err(ApiError::bad_request)?;
+                if !(0.0..=1.0).contains(&policy.sample_rate) {
+                    return Err(ApiError::bad_request(format!("sample rate {} is not in [0, 1]", policy.sample_rate)));
+                }
+                if !(100..=86_400_000).contains(&policy.drift_window_ms) {
+                    return Err(ApiError::bad_request("the drift window must be between 100 ms and 1 day"));
+                }
+                let targets: Vec<DeviceId> =
+                    self.devices.values().filter(|d| selector.matches(d)).map(|d| d.id.clone()).collect();
+                for device in &targets {
+                    let command = Command {
+                        command_id: self.new_command_id(),
+                        issued_at_ms: now_ms(),
+                        body: CommandBody::SetSamplingPolicy(policy.clone()),
+                    };
+                    self.send(device, &command);
+                }
+                let detail = json!({
+                    "select": selector.to_string(), "devices": targets.len(), "model": policy.model,
+                    "sample_rate": policy.sample_rate, "max_sample_bytes_per_hour": policy.max_sample_bytes_per_hour,
+                    "drift_window_ms": policy.drift_window_ms,
+                });
+                self.audit(&actor, "device.sampling", format!("select/{selector}"), detail.clone());
+                Ok(detail)
+            }
+            ApiRequest::Samples { model, device, limit } => {
+                let batches = self
+                    .db
+                    .samples(&model, device.as_deref(), limit.min(100_000))
+                    .map_err(|e| ApiError { status: 500, message: e.to_string() })?;
+                let records: Vec<Value> = batches
+                    .iter()
+                    .flat_map(|(device, b)| {
+                        b.records.iter().map(move |r| {
+                            json!({
+                                "device": device, "model": b.model, "version_seq": b.version_seq,
+                                "inference_id": r.inference_id, "timestamp_ms": r.timestamp_ms,
+                                "inputs": r.inputs, "outputs": r.outputs,
+                            })
+                        })
+                    })
+                    .collect();
+                Ok(json!(records))
             }
             ApiRequest::Scorecard { id } => {
                 let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;

@@ -14,6 +14,8 @@
 //! | GET | `/v1/rollouts/{id}/scorecard` | A/B scorecard: new version vs control, per track |
 //! | GET | `/v1/health?device=&model=` | health state with reasons (drift included) |
 //! | GET | `/v1/drift?model=&device=` | drift per device and per cohort, with statistics |
+//! | GET | `/v1/samples?model=&device=&limit=` | sampled raw (input, output) records, for retraining |
+//! | POST | `/v1/sampling` | `{"select", "model", "sample_rate", "max_sample_bytes_per_hour", "drift_window_ms"}`: SetSamplingPolicy to the selected devices |
 //! | GET | `/v1/audit?from=&limit=`, `/v1/audit/verify` | the hash-chained audit log |
 //!
 //! The operator's name comes from the `x-edgefleet-actor` header (the CLI sends `$USER` or
@@ -98,6 +100,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/rollouts/{id}/scorecard", get(scorecard))
         .route("/v1/health", get(health))
         .route("/v1/drift", get(drift_report))
+        .route("/v1/samples", get(samples))
+        .route("/v1/sampling", post(set_sampling))
         .route("/v1/audit", get(audit))
         .route("/v1/audit/verify", get(audit_verify))
         .layer(DefaultBodyLimit::max(MAX_PACKAGE_BYTES))
@@ -265,6 +269,58 @@ struct DriftQuery {
 
 async fn drift_report(State(s): State<HttpState>, Query(q): Query<DriftQuery>) -> Answer {
     ask(&s, ApiRequest::DriftReport { model: q.model, device: q.device }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamplingBody {
+    #[serde(default)]
+    select: String,
+    #[serde(default)]
+    model: Option<String>,
+    sample_rate: f32,
+    #[serde(default = "default_sample_bytes")]
+    max_sample_bytes_per_hour: u64,
+    #[serde(default = "default_drift_window_ms")]
+    drift_window_ms: u64,
+}
+
+fn default_sample_bytes() -> u64 {
+    1 << 20
+}
+
+fn default_drift_window_ms() -> u64 {
+    60_000
+}
+
+async fn set_sampling(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Answer {
+    let body: SamplingBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return Answer(Err(ApiError::bad_request(format!("sampling: {e}")))),
+    };
+    let model = match body.model.map(|m| edgefleet_protocol::ModelName::new(&m).map_err(|e| (m, e))).transpose() {
+        Ok(m) => m,
+        Err((m, e)) => return Answer(Err(ApiError::bad_request(format!("model {m:?}: {e:?}")))),
+    };
+    let policy = edgefleet_protocol::command::SamplingPolicy {
+        model,
+        sample_rate: body.sample_rate,
+        max_sample_bytes_per_hour: body.max_sample_bytes_per_hour,
+        drift_window_ms: body.drift_window_ms,
+    };
+    ask(&s, ApiRequest::SetSampling { selector: body.select, policy, actor: actor(&headers) }).await
+}
+
+#[derive(Deserialize)]
+struct SamplesQuery {
+    model: String,
+    device: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+async fn samples(State(s): State<HttpState>, Query(q): Query<SamplesQuery>) -> Answer {
+    ask(&s, ApiRequest::Samples { model: q.model, device: q.device, limit: q.limit }).await
 }
 
 async fn scorecard(State(s): State<HttpState>, Path(id): Path<String>) -> Answer {

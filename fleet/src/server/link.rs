@@ -44,6 +44,7 @@ fn subscriptions(namespace: &Namespace) -> Vec<(String, QoS)> {
         (leaf(TopicKind::Deployment), QoS::AtLeastOnce),
         (leaf(TopicKind::Ack), QoS::AtLeastOnce),
         (leaf(TopicKind::Drift), QoS::AtLeastOnce),
+        (leaf(TopicKind::Samples), QoS::AtLeastOnce),
         // Chunk requests are retried by devices: at most once is enough, and needs no ack.
         (leaf(TopicKind::ChunkRequest), QoS::AtMostOnce),
     ]

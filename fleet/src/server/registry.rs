@@ -6,7 +6,7 @@ use edgefleet_protocol::hardware::HardwareClass;
 use edgefleet_protocol::topic::TopicKind;
 use edgefleet_protocol::uplink::{
     AckResult, Birth, CommandAck, DeploymentState, DeploymentStatus, DriftSummary, Health, ModelHealth, Presence,
-    PresenceState,
+    PresenceState, SampleBatch,
 };
 use edgefleet_protocol::{DeviceId, WireError, decode};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,8 @@ pub enum Uplink {
     Ack(CommandAck),
     /// A drift summary window.
     Drift(Box<DriftSummary>),
+    /// Sampled raw records.
+    Samples(Box<SampleBatch>),
 }
 
 /// Decodes the payload of an uplink topic (`None` for streams the registry does not keep).
@@ -38,6 +40,7 @@ pub fn decode_uplink(kind: TopicKind, payload: &[u8]) -> Result<Option<Uplink>, 
         TopicKind::Deployment => Uplink::Deployment(decode(payload)?),
         TopicKind::Ack => Uplink::Ack(decode(payload)?),
         TopicKind::Drift => Uplink::Drift(Box::new(decode(payload)?)),
+        TopicKind::Samples => Uplink::Samples(Box::new(decode(payload)?)),
         _ => return Ok(None),
     }))
 }
@@ -199,6 +202,7 @@ impl DeviceRecord {
             Uplink::Deployment(d) => self.fresh("deployment", d.seq),
             Uplink::Ack(a) => self.fresh("ack", a.seq),
             Uplink::Drift(d) => self.fresh("drift", d.seq),
+            Uplink::Samples(b) => self.fresh("samples", b.seq),
         };
         if !fresh {
             return Applied::Ignored;
@@ -265,7 +269,7 @@ impl DeviceRecord {
                     retention.history,
                 );
             }
-            Uplink::Ack(_) | Uplink::Drift(_) => {}
+            Uplink::Ack(_) | Uplink::Drift(_) | Uplink::Samples(_) => {}
         }
         Applied::Fresh
     }

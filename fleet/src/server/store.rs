@@ -9,6 +9,7 @@ use super::drift::StoredWindow;
 use super::models::ModelRecord;
 use super::registry::DeviceRecord;
 use super::rollouts::RolloutRecord;
+use edgefleet_protocol::uplink::SampleBatch;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
@@ -18,6 +19,9 @@ const ROLLOUTS: TableDefinition<u64, &[u8]> = TableDefinition::new("rollouts");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Drift windows, keyed `<device>/<seq, 20 digits>` so one device's windows sort together.
 const DRIFT: TableDefinition<&str, &[u8]> = TableDefinition::new("drift");
+
+/// Sampled raw records, one `SampleBatch` (JSON) per key `<device>/<seq, 20 digits>`.
+const SAMPLES: TableDefinition<&str, &[u8]> = TableDefinition::new("samples");
 
 fn drift_key(device: &str, seq: u64) -> String {
     format!("{device}/{seq:020}")
@@ -58,6 +62,10 @@ pub struct Batch {
     pub drift: Vec<(String, StoredWindow)>,
     /// Per device, the oldest drift window seq still kept (older ones are deleted).
     pub drift_keep_from: Vec<(String, u64)>,
+    /// Sample batches to add, per device.
+    pub samples: Vec<(String, SampleBatch)>,
+    /// Per device, the oldest sample batch seq still kept.
+    pub samples_keep_from: Vec<(String, u64)>,
 }
 
 impl Batch {
@@ -68,6 +76,7 @@ impl Batch {
             && self.rollouts.is_empty()
             && self.audit.is_empty()
             && self.drift.is_empty()
+            && self.samples.is_empty()
     }
 }
 
@@ -84,6 +93,8 @@ pub struct Snapshot {
     pub audit_tail: Option<AuditEntry>,
     /// Drift windows per device, oldest first.
     pub drift: Vec<(String, StoredWindow)>,
+    /// Stored sample batch seqs per device, oldest first.
+    pub sample_seqs: Vec<(String, u64)>,
 }
 
 /// The fleet database.
@@ -103,6 +114,7 @@ impl FleetDb {
             tx.open_table(ROLLOUTS).map_err(db_err)?;
             tx.open_table(AUDIT).map_err(db_err)?;
             tx.open_table(DRIFT).map_err(db_err)?;
+            tx.open_table(SAMPLES).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(FleetDb { db })
@@ -128,6 +140,14 @@ impl FleetDb {
             let (k, v) = row.map_err(db_err)?;
             let device = k.value().rsplit_once('/').map_or(k.value(), |(d, _)| d).to_string();
             snapshot.drift.push((device, parse(k.value(), v.value())?));
+        }
+        for row in tx.open_table(SAMPLES).map_err(db_err)?.iter().map_err(db_err)? {
+            let (k, _) = row.map_err(db_err)?;
+            if let Some((device, seq)) = k.value().rsplit_once('/')
+                && let Ok(seq) = seq.parse()
+            {
+                snapshot.sample_seqs.push((device.to_string(), seq));
+            }
         }
         let audit = tx.open_table(AUDIT).map_err(db_err)?;
         if let Some(row) = audit.last().map_err(db_err)? {
@@ -167,6 +187,14 @@ impl FleetDb {
                 let (start, end) = (drift_key(device, 0), drift_key(device, *keep_from));
                 drift.retain_in(start.as_str()..end.as_str(), |_, _| false).map_err(db_err)?;
             }
+            let mut samples = tx.open_table(SAMPLES).map_err(db_err)?;
+            for (device, b) in &batch.samples {
+                samples.insert(drift_key(device, b.seq).as_str(), json(b)?.as_slice()).map_err(db_err)?;
+            }
+            for (device, keep_from) in &batch.samples_keep_from {
+                let (start, end) = (drift_key(device, 0), drift_key(device, *keep_from));
+                samples.retain_in(start.as_str()..end.as_str(), |_, _| false).map_err(db_err)?;
+            }
         }
         tx.commit().map_err(db_err)
     }
@@ -179,6 +207,36 @@ impl FleetDb {
         for row in table.range(from..).map_err(db_err)?.take(limit) {
             let (k, v) = row.map_err(db_err)?;
             out.push(parse(&format!("audit {}", k.value()), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Stored sample batches of `model` (every device, or `device`), oldest first per device,
+    /// at most `limit` batches.
+    pub fn samples(
+        &self,
+        model: &str,
+        device: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, SampleBatch)>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(SAMPLES).map_err(db_err)?;
+        let mut out = Vec::new();
+        let range = match device {
+            Some(d) => table.range(format!("{d}/").as_str()..format!("{d}0").as_str()),
+            None => table.range::<&str>(..),
+        }
+        .map_err(db_err)?;
+        for row in range {
+            let (k, v) = row.map_err(db_err)?;
+            let batch: SampleBatch = parse(k.value(), v.value())?;
+            if batch.model.as_str() == model {
+                let device = k.value().rsplit_once('/').map_or(k.value(), |(d, _)| d).to_string();
+                out.push((device, batch));
+                if out.len() >= limit {
+                    break;
+                }
+            }
         }
         Ok(out)
     }
