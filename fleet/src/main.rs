@@ -213,7 +213,14 @@ struct BuildArgs {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // Operator commands end quietly when their output is piped into `head` (Rust ignores
+    // SIGPIPE and println! would panic). Not for `serve`: a long-running server must see a
+    // closed socket as an error, not die of a signal.
+    if !matches!(cli.command, Command::Serve(_)) {
+        sigpipe::reset();
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -7,11 +7,11 @@ use super::feedback::FeedbackLog;
 use super::policy::{Overrides, Policy};
 use super::rows::{predicted_class, to_f32};
 use super::sampler::{PendingBatch, Sampler, record_cost};
-use super::tracker::{ClosedWindow, DriftTracker};
+use super::tracker::DriftTracker;
 use crate::inference::ModelInfo;
 use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::tensor::Tensor;
-use edgefleet_protocol::uplink::SampleRecord;
+use edgefleet_protocol::uplink::{DriftSummary, SampleRecord};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
     /// A drift summary (Drift stream).
-    Drift(Box<ClosedWindow>),
+    Drift(Box<DriftSummary>),
     /// Sampled records (Samples stream).
     Samples(PendingBatch),
 }
@@ -241,7 +241,7 @@ mod tests {
         hub.observe(now, id, &[x], &[Tensor { shape: vec![1, 3], data: TensorData::F32(y) }]);
     }
 
-    fn drift(reports: &[Report]) -> Vec<&ClosedWindow> {
+    fn drift(reports: &[Report]) -> Vec<&DriftSummary> {
         reports.iter().filter_map(|r| if let Report::Drift(w) = r { Some(&**w) } else { None }).collect()
     }
 

@@ -32,7 +32,7 @@ pub use hub::{DriftHub, DriftStatus, FeedbackAnswer, Report, UnknownInference};
 pub use policy::{Overrides, OverridesFile, Policy, PolicyError};
 pub use sampler::{BATCH_BYTES, PendingBatch, Sampler, record_cost};
 pub use task::run;
-pub use tracker::{ClosedWindow, DriftTracker};
+pub use tracker::DriftTracker;
 
 use crate::inference::ModelInfo;
 use edgefleet_protocol::drift::DriftReference;

@@ -5,6 +5,7 @@ use super::Drift;
 use super::hub::Report;
 use crate::outbox::{Store, Stream};
 use crate::reporting::{Reports, now_ms};
+use edgefleet_protocol::uplink::DriftSummary;
 use tokio_util::sync::CancellationToken;
 
 fn push<S: Store>(reports: &Reports<S>, due: Vec<Report>) {
@@ -12,7 +13,7 @@ fn push<S: Store>(reports: &Reports<S>, due: Vec<Report>) {
         match report {
             Report::Drift(window) => {
                 tracing::debug!(model = %window.model, version = window.version_seq, rows = window.rows, "drift window closed");
-                reports.push(Stream::Drift, |seq| (*window).into_message(seq));
+                reports.push(Stream::Drift, |seq| DriftSummary { seq, ..*window });
             }
             Report::Samples(batch) => {
                 reports.push(Stream::Samples, |seq| batch.into_message(seq));

@@ -9,50 +9,6 @@ use edgefleet_protocol::tensor::Tensor;
 use edgefleet_protocol::uplink::DriftSummary;
 use std::sync::Arc;
 
-/// A closed window: a [`DriftSummary`] waiting for its stream sequence number.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClosedWindow {
-    /// Model.
-    pub model: ModelName,
-    /// Version that served the window.
-    pub version_seq: u64,
-    /// Start (device clock, ms since the Unix epoch).
-    pub window_start_ms: u64,
-    /// End, exclusive.
-    pub window_end_ms: u64,
-    /// Batch rows summarized.
-    pub rows: u64,
-    /// One per reference input feature.
-    pub features: Vec<FeatureSummary>,
-    /// One per reference output value.
-    pub outputs: Vec<FeatureSummary>,
-    /// Predicted class.
-    pub prediction: Option<FeatureSummary>,
-    /// Confidence.
-    pub confidence: Option<FeatureSummary>,
-    /// Ground-truth feedback counted in the window.
-    pub feedback: Feedback,
-}
-
-impl ClosedWindow {
-    /// The wire message with `seq`.
-    pub fn into_message(self, seq: u64) -> DriftSummary {
-        DriftSummary {
-            seq,
-            model: self.model,
-            version_seq: self.version_seq,
-            window_start_ms: self.window_start_ms,
-            window_end_ms: self.window_end_ms,
-            rows: self.rows,
-            features: self.features,
-            outputs: self.outputs,
-            prediction: self.prediction,
-            confidence: self.confidence,
-            feedback: self.feedback,
-        }
-    }
-}
-
 /// The open window of one model version.
 #[derive(Debug, Clone)]
 pub struct DriftTracker {
@@ -154,14 +110,16 @@ impl DriftTracker {
     }
 
     /// Closes the open window at `now_ms` and opens the next one there. `None` when the
-    /// window saw no rows and no feedback (nothing is sent for it).
-    pub fn close_window(&mut self, now_ms: u64) -> Option<ClosedWindow> {
+    /// window saw no rows and no feedback (nothing is sent for it). The summary's `seq` is 0:
+    /// the outbox assigns the stream sequence number when it is queued.
+    pub fn close_window(&mut self, now_ms: u64) -> Option<DriftSummary> {
         let start = std::mem::replace(&mut self.window_start_ms, now_ms);
         if self.rows == 0 && self.feedback == Feedback::default() {
             return None;
         }
         let reference = &self.reference;
-        Some(ClosedWindow {
+        Some(DriftSummary {
+            seq: 0,
             model: self.model.clone(),
             version_seq: self.version_seq,
             window_start_ms: start,

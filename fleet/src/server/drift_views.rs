@@ -62,26 +62,19 @@ pub fn device_state(data: &DriftData<'_>, device: &DeviceId, model: &str) -> (&'
     let recent = m.persistence.recent.iter().filter(|d| **d).count();
     let reasons: Vec<String> =
         m.reasons.iter().map(|(f, why)| format!("{model}@{}: {f}: {why}", m.version_seq)).collect();
+    let summary = |bound: String| {
+        let mut out = vec![format!(
+            "{model}@{}: drift in {recent} of the last {} windows ({bound})",
+            m.version_seq,
+            m.persistence.recent.len()
+        )];
+        out.extend(reasons.iter().cloned());
+        out
+    };
     if m.alert {
-        let mut out = vec![format!(
-            "{model}@{}: drift in {recent} of the last {} windows (alert at {} of {})",
-            m.version_seq,
-            m.persistence.recent.len(),
-            s.persist_k,
-            s.persist_n
-        )];
-        out.extend(reasons);
-        ("drifting", out)
+        ("drifting", summary(format!("alert at {} of {}", s.persist_k, s.persist_n)))
     } else if recent > 0 {
-        let mut out = vec![format!(
-            "{model}@{}: drift in {recent} of the last {} windows (below the alert's {} of {})",
-            m.version_seq,
-            m.persistence.recent.len(),
-            s.persist_k,
-            s.persist_n
-        )];
-        out.extend(reasons);
-        ("watch", out)
+        ("watch", summary(format!("below the alert's {} of {}", s.persist_k, s.persist_n)))
     } else if m.persistence.recent.is_empty() {
         let why = if data.reference(model, m.version_seq).is_none() {
             "the package has no drift reference"
