@@ -8,7 +8,7 @@
 //!   devices they affect and from when; pure and seeded, driven by an injected elapsed time.
 //! - [`training`]: the reference "training data" rows the baseline model's drift reference is
 //!   built from (the undrifted fleet's distribution).
-//! - [`reference`]: the baseline model's drift reference from those rows (inputs, scores,
+//! - [`reference`](mod@reference): the baseline model's drift reference from those rows (inputs, scores,
 //!   predicted class, confidence), as a training pipeline would build it.
 //! - [`input`]: that sensor as an agent input source, with ground-truth labels for a seeded
 //!   fraction of windows; a fleet's devices are monitoring stations that see machines drawn
