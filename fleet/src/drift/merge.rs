@@ -25,25 +25,30 @@ pub struct Merged {
     pub feedback: Feedback,
 }
 
-fn merge_parts(into: &mut Vec<FeatureSummary>, from: &[FeatureSummary]) -> Result<(), BucketMismatch> {
-    if into.is_empty() {
-        into.extend_from_slice(from);
+/// Whether `from` can be added to `into` (empty `into` takes any shape).
+fn fits(into: &[FeatureSummary], from: &[FeatureSummary]) -> Result<(), BucketMismatch> {
+    if into.is_empty() || from.is_empty() {
         return Ok(());
     }
     if into.len() != from.len() {
         return Err(BucketMismatch { left: into.len(), right: from.len() });
     }
-    into.iter_mut().zip(from).try_for_each(|(a, b)| a.merge(b))
+    into.iter().zip(from).try_for_each(|(a, b)| {
+        (a.bin_counts.len() == b.bin_counts.len())
+            .then_some(())
+            .ok_or(BucketMismatch { left: a.bin_counts.len(), right: b.bin_counts.len() })
+    })
 }
 
-fn merge_option(into: &mut Option<FeatureSummary>, from: &Option<FeatureSummary>) -> Result<(), BucketMismatch> {
-    match (into.as_mut(), from) {
-        (_, None) => Ok(()),
-        (None, Some(b)) => {
-            *into = Some(b.clone());
-            Ok(())
+/// Adds `from` into `into`; shapes were checked by [`fits`].
+fn merge_parts(into: &mut Vec<FeatureSummary>, from: &[FeatureSummary]) {
+    if into.is_empty() {
+        into.extend_from_slice(from);
+    } else {
+        for (a, b) in into.iter_mut().zip(from) {
+            // Cannot fail: `fits` compared every bucket count.
+            let _ = a.merge(b);
         }
-        (Some(a), Some(b)) => a.merge(b),
     }
 }
 
@@ -70,15 +75,25 @@ impl Merged {
         feedback: Feedback,
         windows: u32,
     ) -> Result<(), BucketMismatch> {
-        let mut next = self.clone();
-        merge_parts(&mut next.features, features)?;
-        merge_parts(&mut next.outputs, outputs)?;
-        merge_option(&mut next.prediction, prediction)?;
-        merge_option(&mut next.confidence, confidence)?;
-        next.rows = next.rows.saturating_add(rows);
-        next.feedback.merge(feedback);
-        next.windows = next.windows.saturating_add(windows);
-        *self = next;
+        // Check every shape first, then merge in place: a refused window changes nothing.
+        fits(&self.features, features)?;
+        fits(&self.outputs, outputs)?;
+        fits(self.prediction.as_slice(), prediction.as_slice())?;
+        fits(self.confidence.as_slice(), confidence.as_slice())?;
+        merge_parts(&mut self.features, features);
+        merge_parts(&mut self.outputs, outputs);
+        for (into, from) in [(&mut self.prediction, prediction), (&mut self.confidence, confidence)] {
+            match (into.as_mut(), from) {
+                (Some(a), Some(b)) => {
+                    let _ = a.merge(b);
+                }
+                (None, Some(b)) => *into = Some(b.clone()),
+                (_, None) => {}
+            }
+        }
+        self.rows = self.rows.saturating_add(rows);
+        self.feedback.merge(feedback);
+        self.windows = self.windows.saturating_add(windows);
         Ok(())
     }
 }

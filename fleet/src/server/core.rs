@@ -612,7 +612,7 @@ impl Core {
                     };
                     cohort.members += 1;
                     if let Some(drift) = self.drift.get(&target.device) {
-                        let feedback = drift.merged(&model, wanted, r.created_at_ms, usize::MAX).feedback;
+                        let feedback = drift.feedback(&model, wanted, r.created_at_ms);
                         cohort.labelled += feedback.labelled;
                         cohort.correct += feedback.correct;
                     }

@@ -3,7 +3,7 @@
 //! drifting windows into an alert. Pure code; the core feeds it and stores the windows.
 
 use crate::drift::{Assessment, DetectorSettings, Merged, Persistence, assess};
-use edgefleet_protocol::drift::DriftReference;
+use edgefleet_protocol::drift::{DriftReference, Feedback};
 use edgefleet_protocol::uplink::DriftSummary;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -99,6 +99,18 @@ impl DeviceDrift {
         }
         // Just pushed, so present.
         &self.windows[self.windows.len() - 1]
+    }
+
+    /// The ground-truth counts of this device's windows of `model`@`version` that ended at or
+    /// after `since_ms` (device clock): what the accuracy gate needs, without merging buckets.
+    pub fn feedback(&self, model: &str, version: u64, since_ms: u64) -> Feedback {
+        let mut total = Feedback::default();
+        for w in self.windows.iter().filter(|w| {
+            w.summary.model.as_str() == model && w.summary.version_seq == version && w.summary.window_end_ms >= since_ms
+        }) {
+            total.merge(w.summary.feedback);
+        }
+        total
     }
 
     /// Adds this device's windows of `model`@`version` that ended at or after `since_ms`
