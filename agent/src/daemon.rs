@@ -14,11 +14,12 @@ use crate::api::{ApiState, router};
 use crate::commands::CommandLog;
 use crate::config::{InputSetting, Settings};
 use crate::deploy::download::Fetcher;
+use crate::deploy::fsutil::{DiskSpace, FileSystem};
 use crate::deploy::generations::Generations;
 use crate::deploy::{Deployer, DeployerConfig, Outcome};
 use crate::drift::{Drift, DriftHub, OverridesFile, Policy};
-use crate::health::{CpuMeter, available_memory_bytes, free_disk_bytes, rss_bytes, total_memory_bytes};
-use crate::inference::{InferenceHandle, InferenceStats, InferenceWorker, ModelInfo, WorkerConfig};
+use crate::health::{CpuMeter, available_memory_bytes, rss_bytes, total_memory_bytes};
+use crate::inference::{InferenceHandle, InferenceStats, InferenceWorker, ModelInfo, ModelLayer, WorkerConfig};
 use crate::input::{InputSource, SyntheticSource};
 use crate::link::{self, Inbound, LinkParts, LinkState};
 use crate::outbox::{Outbox, OutboxLimits, RedbStore};
@@ -154,18 +155,27 @@ async fn feed_inputs(
     }
 }
 
-/// Runs the agent until `shutdown` fires.
-pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    run_with_input(settings, shutdown, None).await
+/// What a process that embeds agents (the simulator) plugs into one; a device uses the default.
+#[derive(Default)]
+pub struct Embedding {
+    /// Feeds the active model from this source, this many times a second, instead of the
+    /// configured input source (simulated devices plug their sensor models in here).
+    pub input: Option<(Box<dyn InputSource>, f64)>,
+    /// Wraps every model the agent loads (simulated hardware: latency profiles, faults).
+    pub model_layer: Option<Arc<dyn ModelLayer>>,
+    /// Where free disk space is read (default: the file system holding the data dir).
+    pub disk: Option<Arc<dyn DiskSpace>>,
 }
 
-/// Like [`run`], feeding the active model from `source` at `rate_hz` instead of the configured
-/// input source (simulated devices plug their sensor models in here).
-pub async fn run_with_input(
-    settings: Settings,
-    shutdown: CancellationToken,
-    source: Option<(Box<dyn InputSource>, f64)>,
-) -> anyhow::Result<()> {
+/// Runs the agent until `shutdown` fires.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_embedded(settings, shutdown, Embedding::default()).await
+}
+
+/// Like [`run`], with what an embedding process plugs in.
+pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embedding: Embedding) -> anyhow::Result<()> {
+    let Embedding { input: source, model_layer, disk } = embedding;
+    let disk: Arc<dyn DiskSpace> = disk.unwrap_or_else(|| Arc::new(FileSystem));
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
     let mut boot = [0u8; 8];
@@ -185,7 +195,7 @@ pub async fn run_with_input(
     let stats = InferenceStats::new();
     let (inference, worker) =
         InferenceWorker::spawn_with_drift(WorkerConfig::default(), stats.clone(), Some(drift.clone()))?;
-    let runtime = AgentRuntime { inference: inference.clone(), stats: stats.clone() };
+    let runtime = AgentRuntime { inference: inference.clone(), stats: stats.clone(), layer: model_layer };
 
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(64);
     let (chunk_req_tx, chunk_req_rx) = mpsc::channel(16);
@@ -196,6 +206,7 @@ pub async fn run_with_input(
         data_dir: settings.data_dir.clone(),
         trust_store: settings.trust_store.clone(),
         hardware: settings.hardware.class,
+        disk: disk.clone(),
     };
     let mut deployer =
         Deployer::new(deployer_config, Fetcher::new(chunk_req_tx, chunk_resp_rx), runtime, reports.clone())
@@ -206,38 +217,49 @@ pub async fn run_with_input(
     }
 
     // Local API.
-    let listener = tokio::net::TcpListener::bind(settings.api_listen)
-        .await
-        .with_context(|| format!("binding the local API on {}", settings.api_listen))?;
-    let api_addr = listener.local_addr()?;
-    write_atomic(&settings.data_dir.join("api.addr"), api_addr.to_string().as_bytes())?;
-    info!(%api_addr, device = %settings.device_id, "local API listening");
-    let status_reports = reports.clone();
-    let status_state = state_rx.clone();
-    let status_device = settings.device_id.clone();
-    let status_drift = drift.clone();
-    let api_state =
-        ApiState::new(inference.clone(), stats.clone()).with_drift(drift.clone()).with_agent_status(move || {
-            let outbox = status_reports.outbox().stats();
-            serde_json::json!({
-                "device_id": status_device.as_str(),
-                "agent_version": AGENT_VERSION.to_string(),
-                "boot_id": boot_id,
-                "mqtt": if *status_state.borrow() == LinkState::Connected { "connected" } else { "disconnected" },
-                "outbox": { "depth": outbox.depth, "bytes": outbox.bytes },
-                "drift": status_drift.status(),
+    let api = match settings.api_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding the local API on {address}"))?;
+            let api_addr = listener.local_addr()?;
+            write_atomic(&settings.data_dir.join("api.addr"), api_addr.to_string().as_bytes())?;
+            info!(%api_addr, device = %settings.device_id, "local API listening");
+            let status_reports = reports.clone();
+            let status_state = state_rx.clone();
+            let status_device = settings.device_id.clone();
+            let status_drift = drift.clone();
+            let api_state = ApiState::new(inference.clone(), stats.clone()).with_drift(drift.clone()).with_agent_status(
+                move || {
+                    let outbox = status_reports.outbox().stats();
+                    serde_json::json!({
+                        "device_id": status_device.as_str(),
+                        "agent_version": AGENT_VERSION.to_string(),
+                        "boot_id": boot_id,
+                        "mqtt": if *status_state.borrow() == LinkState::Connected { "connected" } else { "disconnected" },
+                        "outbox": { "depth": outbox.depth, "bytes": outbox.bytes },
+                        "drift": status_drift.status(),
+                    })
+                },
+            );
+            let api_shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let serve =
+                    axum::serve(listener, router(api_state)).with_graceful_shutdown(api_shutdown.cancelled_owned());
+                if let Err(e) = serve.await {
+                    warn!(error = %e, "local API stopped");
+                }
             })
-        });
-    let api_shutdown = shutdown.clone();
-    let api = tokio::spawn(async move {
-        let serve = axum::serve(listener, router(api_state)).with_graceful_shutdown(api_shutdown.cancelled_owned());
-        if let Err(e) = serve.await {
-            warn!(error = %e, "local API stopped");
         }
-    });
+        None => {
+            info!(device = %settings.device_id, "local API off");
+            tokio::spawn(async {})
+        }
+    };
 
     // MQTT link.
     let birth_settings = settings.clone();
+    let birth_disk = disk.clone();
     let birth_generations = generations.clone();
     let birth_counter = settings.data_dir.join("birth.seq");
     let parts = LinkParts {
@@ -248,7 +270,7 @@ pub async fn run_with_input(
             boot_id,
             agent_version: AGENT_VERSION,
             hardware: hardware_info(&birth_settings),
-            free_disk_bytes: free_disk_bytes(&birth_settings.data_dir),
+            free_disk_bytes: birth_disk.available(&birth_settings.data_dir).unwrap_or(0),
             free_memory_bytes: available_memory_bytes(),
             active_models: active_models(&birth_generations),
             seq: bump_counter(&birth_counter),
@@ -357,6 +379,7 @@ pub async fn run_with_input(
     let health_shutdown = shutdown.clone();
     let interval = settings.health_interval;
     let data_dir = settings.data_dir.clone();
+    let health_disk = disk.clone();
     let health_stats = stats.clone();
     let heartbeat = tokio::spawn(async move {
         let mut cpu = CpuMeter::new();
@@ -385,7 +408,7 @@ pub async fn run_with_input(
                 outbox_evictions: evictions,
                 rss_bytes: rss_bytes(),
                 cpu_percent,
-                free_disk_bytes: free_disk_bytes(&data_dir),
+                free_disk_bytes: health_disk.available(&data_dir).unwrap_or(0),
             });
         }
     });

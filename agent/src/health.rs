@@ -1,6 +1,5 @@
 //! Process and system readings for heartbeats and birth messages (Linux `/proc`).
 
-use std::path::Path;
 use std::time::Instant;
 
 /// Resident set size of this process, in bytes.
@@ -16,11 +15,6 @@ pub fn available_memory_bytes() -> u64 {
 /// Physical memory, in bytes.
 pub fn total_memory_bytes() -> u64 {
     proc_status_kib("/proc/meminfo", "MemTotal:") * 1024
-}
-
-/// Free bytes on the file system holding `path` (0 when unknown).
-pub fn free_disk_bytes(path: &Path) -> u64 {
-    fs2::available_space(path).unwrap_or(0)
 }
 
 fn proc_status_kib(file: &str, key: &str) -> u64 {
@@ -79,12 +73,14 @@ impl CpuMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn readings_are_plausible() {
         assert!(rss_bytes() > 1024 * 1024);
         assert!(total_memory_bytes() >= available_memory_bytes());
-        assert!(free_disk_bytes(Path::new("/")) > 0);
+        let disk = crate::deploy::fsutil::FileSystem;
+        assert!(crate::deploy::fsutil::DiskSpace::available(&disk, Path::new("/")).unwrap() > 0);
         let mut meter = CpuMeter::new();
         let start = Instant::now();
         let mut x = 0u64;

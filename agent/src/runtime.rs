@@ -3,7 +3,7 @@
 
 use crate::deploy::{ProbationStats, Runtime, ServedModel};
 use crate::inference::package::{GoldenError, check_golden};
-use crate::inference::{InferenceHandle, InferenceStats, LoadedModel, ModelInfo, TractModel};
+use crate::inference::{InferenceHandle, InferenceStats, LoadedModel, Model, ModelInfo, ModelLayer, TractModel};
 use edgefleet_protocol::ModelName;
 use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::package::{Manifest, PackageHead, Variant};
@@ -18,14 +18,23 @@ pub struct AgentRuntime {
     pub inference: InferenceHandle,
     /// Its statistics.
     pub stats: Arc<InferenceStats>,
+    /// Wraps every loaded model, for validation and serving alike (simulated hardware);
+    /// `None` on a real device.
+    pub layer: Option<Arc<dyn ModelLayer>>,
 }
 
-async fn load(model_file: &Path) -> Result<TractModel, FailureReason> {
-    let path = model_file.to_path_buf();
-    tokio::task::spawn_blocking(move || TractModel::load(&path))
-        .await
-        .map_err(|e| FailureReason::ModelLoad(format!("loader thread failed: {e}")))?
-        .map_err(|e| FailureReason::ModelLoad(e.to_string()))
+impl AgentRuntime {
+    async fn load(&self, model_file: &Path, info: &ModelInfo) -> Result<Box<dyn Model>, FailureReason> {
+        let path = model_file.to_path_buf();
+        let model = tokio::task::spawn_blocking(move || TractModel::load(&path))
+            .await
+            .map_err(|e| FailureReason::ModelLoad(format!("loader thread failed: {e}")))?
+            .map_err(|e| FailureReason::ModelLoad(e.to_string()))?;
+        Ok(match &self.layer {
+            Some(layer) => layer.wrap(Box::new(model), info),
+            None => Box::new(model),
+        })
+    }
 }
 
 /// The drift reference of the generation holding `model_file`, from the signed head stored
@@ -42,10 +51,12 @@ fn drift_reference(model_file: &Path) -> DriftReference {
 
 impl Runtime for AgentRuntime {
     async fn validate(&self, model_file: &Path, manifest: &Manifest, variant: &Variant) -> Result<(), FailureReason> {
-        let mut model = load(model_file).await?;
+        let info =
+            ModelInfo { name: manifest.name.clone(), version_seq: manifest.version_seq, label: manifest.label.clone() };
+        let mut model = self.load(model_file, &info).await?;
         let golden = manifest.golden.clone();
         let tolerance = variant.golden_tolerance;
-        tokio::task::spawn_blocking(move || check_golden(&mut model, &golden, tolerance))
+        tokio::task::spawn_blocking(move || check_golden(model.as_mut(), &golden, tolerance))
             .await
             .map_err(|e| FailureReason::ModelLoad(format!("validation thread failed: {e}")))?
             .map(|_| ())
@@ -58,11 +69,11 @@ impl Runtime for AgentRuntime {
     }
 
     async fn serve(&self, model_file: &Path, info: ServedModel) -> Result<(), FailureReason> {
-        let model = load(model_file).await?;
         let info = ModelInfo { name: info.name, version_seq: info.version_seq, label: info.label };
+        let model = self.load(model_file, &info).await?;
         let drift_reference = Arc::new(drift_reference(model_file));
         self.inference
-            .swap_loaded(LoadedModel { model: Box::new(model), info, drift_reference })
+            .swap_loaded(LoadedModel { model, info, drift_reference })
             .await
             .map(|_| ())
             .map_err(|e| FailureReason::ModelLoad(e.to_string()))

@@ -86,7 +86,11 @@ async fn a_deployed_reference_produces_drift_summaries_on_the_drift_topic() {
 
     let shutdown = CancellationToken::new();
     let source: Box<dyn InputSource> = Box::new(Labelled);
-    let agent = tokio::spawn(edgefleet_agent::daemon::run_with_input(s, shutdown.clone(), Some((source, 100.0))));
+    let agent = tokio::spawn(edgefleet_agent::daemon::run_embedded(
+        s,
+        shutdown.clone(),
+        edgefleet_agent::daemon::Embedding { input: Some((source, 100.0)), ..Default::default() },
+    ));
     fleet.wait_birth(0).await;
     let probation =
         ProbationBudget { duration_ms: 300, min_inferences: 1, max_error_rate_ppm: 1_000_000, max_p99_latency_us: 0 };

@@ -77,6 +77,8 @@ async fn run_scenario(name: &str, devices: usize, window_ms: u64, rate_hz: f64) 
         drift: None,
         label_rate: 1.0,
         drift_window_ms: window_ms,
+        local_api: true,
+        network_faults: false,
     })?;
     let (c, bytes) = (client.clone(), std::fs::read(&package)?);
     tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await??;

@@ -2,7 +2,7 @@
 //!
 //! A fleet manager (embedded broker and storage) and a simulated fleet (real agents, hardware
 //! mix, vibration sensors) start in this process; a signed baseline model rolls out in stages
-//! with live progress; then a release that installs fine but is ~10× slower on the devices is
+//! with live progress; then a release that installs fine but is many times slower on the devices is
 //! stopped at its canary stage by the health gate (p99 against the devices still on the old
 //! version) and rolled back, with its A/B scorecard; then the sensors at one site drift and the
 //! fleet's drift detection flags exactly those devices (per device and per site cohort, with
@@ -23,7 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 /// v1: the example MLP trained on the simulator's training data (fixtures/models/train_vibration.py).
 const SMALL_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp_trained.onnx");
-const WIDE_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp_wide.onnx");
+/// v2: 32 hidden 512-wide layers sharing one weight matrix: a 1 MB package that runs 10-30×
+/// longer than v1, far above the scheduling noise in a p99 on a busy 2-core machine (a wider
+/// but shallow network was only 1.5-3× slower there and sometimes slipped under the gate).
+const DEEP_MODEL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp_deep.onnx");
 const MARKER: &str = ".edgefleet-demo";
 /// Drift summary window on the simulated devices.
 const DRIFT_WINDOW_MS: u64 = 4_000;
@@ -159,13 +162,13 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     println!("1. signing key and models");
     let key = keys::generate(&dir.join("keys"), "demo-release")?;
     let small = dir.join("models/vibration_mlp_trained.onnx");
-    let wide = dir.join("models/vibration_mlp_wide.onnx");
+    let deep = dir.join("models/vibration_mlp_deep.onnx");
     std::fs::write(&small, SMALL_MODEL)?;
-    std::fs::write(&wide, WIDE_MODEL)?;
+    std::fs::write(&deep, DEEP_MODEL)?;
     let v1 = build(dir, &small, 1, "1.0.0", options.seed)?;
-    let v2 = build(dir, &wide, 2, "2.0.0-wide", options.seed)?;
+    let v2 = build(dir, &deep, 2, "2.0.0-deep", options.seed)?;
     println!(
-        "   key {}; v1 = 8→16→4 MLP trained on the simulator's data (cpu, gpu, npu variants); v2 = an untrained 8→512→480→4 MLP, same inputs/outputs",
+        "   key {}; v1 = 8→16→4 MLP trained on the simulator's data (cpu, gpu, npu variants); v2 = an untrained 8→512→(512→512)×32→4 MLP, same inputs/outputs",
         key.key_id
     );
     println!(
@@ -209,6 +212,8 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         drift: None,
         label_rate: 1.0,
         drift_window_ms: DRIFT_WINDOW_MS,
+        local_api: true,
+        network_faults: false,
     })?;
     let registering = Instant::now();
     loop {

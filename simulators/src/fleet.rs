@@ -10,14 +10,19 @@
 //! check detection on exactly those devices ([`SimFleet::affected_devices`]).
 
 use crate::drift::{DriftControl, DriftPlan};
+use crate::hardware::{FullDisks, LatencyProfile, ModelFaults, SimulatedDisk, SimulatedHardware};
 use crate::input::VibrationInput;
+use crate::network::Relay;
 use edgefleet_agent::config::{Overrides, load};
+use edgefleet_agent::daemon::Embedding;
 use edgefleet_protocol::hardware::HardwareClass;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +63,12 @@ impl FromStr for Mix {
             return Err("the mix is empty; e.g. cpu=70,gpu=20,npu=10".into());
         }
         Ok(mix)
+    }
+}
+
+impl std::fmt::Display for Mix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cpu={},gpu={},npu={}", self.cpu, self.gpu, self.npu)
     }
 }
 
@@ -120,10 +131,18 @@ pub struct SimFleetConfig {
     pub label_rate: f64,
     /// The devices' drift summary window, milliseconds.
     pub drift_window_ms: u64,
+    /// Give every device its local HTTP API (on an ephemeral loopback port, written to
+    /// `<data dir>/api.addr`). Off saves a listening socket per device: at 10,000 devices the
+    /// process would otherwise need ~30,000 file descriptors.
+    pub local_api: bool,
+    /// Route every device through its own [`Relay`] so [`SimFleet::partition`] can cut its
+    /// network (three more sockets per device).
+    pub network_faults: bool,
 }
 
 struct SimDevice {
     id: String,
+    relay: Option<Relay>,
     class: HardwareClass,
     seed: u64,
     shutdown: CancellationToken,
@@ -140,6 +159,8 @@ pub struct SimFleet {
     drift: DriftControl,
     /// Indices of the devices the drift in force affects, ascending.
     affected: Vec<usize>,
+    model_faults: ModelFaults,
+    full_disks: FullDisks,
 }
 
 /// A device that could not start.
@@ -164,6 +185,8 @@ impl SimFleet {
             started: Instant::now(),
             drift: DriftControl::new(),
             affected: Vec::new(),
+            model_faults: ModelFaults::default(),
+            full_disks: FullDisks::default(),
         };
         // Before any device starts, so none sees a window without the configured drift.
         if let Some(plan) = plan {
@@ -172,7 +195,8 @@ impl SimFleet {
         for (i, class) in classes.into_iter().enumerate() {
             let id = format!("{}-{i:05}", fleet.config.id_prefix);
             let seed = fleet.config.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-            let device = fleet.spawn(i, id, class, seed)?;
+            let relay = if fleet.config.network_faults { Some(fleet.relay(&id, seed)?) } else { None };
+            let device = fleet.spawn(i, id, class, seed, relay)?;
             fleet.devices.push(device);
         }
         Ok(fleet)
@@ -216,7 +240,36 @@ impl SimFleet {
         self.drift.clone()
     }
 
-    fn spawn(&self, index: usize, id: String, class: HardwareClass, seed: u64) -> Result<SimDevice, SimError> {
+    /// The fault table every device's simulated hardware reads on each inference (slow or
+    /// failing models, switched on and off while the fleet runs).
+    pub fn model_faults(&self) -> &ModelFaults {
+        &self.model_faults
+    }
+
+    /// The table of full data partitions every device's disk check reads.
+    pub fn full_disks(&self) -> &FullDisks {
+        &self.full_disks
+    }
+
+    fn relay(&self, id: &str, seed: u64) -> Result<Relay, SimError> {
+        let fail = |detail: String| SimError { device: id.to_string(), detail };
+        let address = self.config.broker.split_once("://").map_or(self.config.broker.as_str(), |(_, a)| a);
+        let broker = address
+            .to_socket_addrs()
+            .map_err(|e| fail(format!("resolving the broker {address}: {e}")))?
+            .next()
+            .ok_or_else(|| fail(format!("the broker {address} resolves to no address")))?;
+        Relay::start(broker, seed).map_err(|e| fail(format!("starting its network relay: {e}")))
+    }
+
+    fn spawn(
+        &self,
+        index: usize,
+        id: String,
+        class: HardwareClass,
+        seed: u64,
+        relay: Option<Relay>,
+    ) -> Result<SimDevice, SimError> {
         let c = &self.config;
         let env = vec![
             ("EDGEFLEET_AGENT__NAMESPACE".to_string(), c.namespace.clone()),
@@ -228,19 +281,30 @@ impl SimFleet {
         ];
         let overrides = Overrides {
             device_id: Some(id.clone()),
-            broker_url: Some(c.broker.clone()),
+            broker_url: Some(relay.as_ref().map_or_else(|| c.broker.clone(), Relay::url)),
             data_dir: Some(c.data_dir.join(&id)),
             trust_store: Some(c.trust_store.clone()),
-            api_listen: Some("127.0.0.1:0".into()),
+            api_listen: Some(if c.local_api { "127.0.0.1:0" } else { "off" }.into()),
         };
         let settings =
             load(None, env, &overrides).map_err(|e| SimError { device: id.clone(), detail: e.to_string() })?;
         let shutdown = CancellationToken::new();
         let sensor = VibrationInput::station(seed).with_label_rate(c.label_rate).with_drift(self.drift.clone(), index);
         let input: Box<dyn edgefleet_agent::input::InputSource> = Box::new(sensor);
-        let task =
-            tokio::spawn(edgefleet_agent::daemon::run_with_input(settings, shutdown.clone(), Some((input, c.rate_hz))));
-        Ok(SimDevice { id, class, seed, shutdown, task })
+        let hardware = SimulatedHardware {
+            index,
+            profile: LatencyProfile::for_class(class),
+            faults: self.model_faults.clone(),
+            seed,
+        };
+        let disk = SimulatedDisk { index, full: self.full_disks.clone() };
+        let embedding = Embedding {
+            input: Some((input, c.rate_hz)),
+            model_layer: Some(Arc::new(hardware)),
+            disk: Some(Arc::new(disk)),
+        };
+        let task = tokio::spawn(edgefleet_agent::daemon::run_embedded(settings, shutdown.clone(), embedding));
+        Ok(SimDevice { id, relay, class, seed, shutdown, task })
     }
 
     /// Device ids and classes.
@@ -269,12 +333,33 @@ impl SimFleet {
         let Some(old) = self.devices.get(index) else { return Ok(()) };
         let (id, class, seed) = (old.id.clone(), old.class, old.seed);
         old.shutdown.cancel();
-        let device = self.devices.remove(index);
-        let _ = device.task.await;
-        let fresh = self.spawn(index, id, class, seed)?;
+        let mut device = self.devices.remove(index);
+        let _ = (&mut device.task).await;
+        // The network outlives the device: a partition in force stays in force.
+        let fresh = self.spawn(index, id, class, seed, device.relay.take())?;
         self.devices.insert(index, fresh);
         self.restarts += 1;
         Ok(())
+    }
+
+    /// Cuts (`true`) or heals (`false`) the network of devices `indices`; returns how many
+    /// could be (only a fleet started with `network_faults` has relays to cut).
+    pub fn partition(&self, indices: &[usize], partitioned: bool) -> usize {
+        indices
+            .iter()
+            .filter_map(|&i| self.devices.get(i)?.relay.as_ref())
+            .map(|relay| relay.set_partitioned(partitioned))
+            .count()
+    }
+
+    /// Corrupts and drops these fractions of the package chunks sent to devices `indices`
+    /// (0 and 0 to stop); returns how many devices have a relay to do it (`network_faults`).
+    pub fn chunk_faults(&self, indices: &[usize], corrupt: f64, drop: f64) -> usize {
+        indices
+            .iter()
+            .filter_map(|&i| self.devices.get(i)?.relay.as_ref())
+            .map(|relay| relay.set_chunk_faults(corrupt, drop))
+            .count()
     }
 
     /// Stops every device.
@@ -306,5 +391,6 @@ mod tests {
         assert_eq!(Mix::default().assign(3, 1).len(), 3);
         assert!("cpu=1,tpu=2".parse::<Mix>().is_err());
         assert!("".parse::<Mix>().is_err());
+        assert_eq!(mix.to_string().parse::<Mix>(), Ok(mix));
     }
 }

@@ -13,6 +13,10 @@
 //! - [`input`]: that sensor as an agent input source, with ground-truth labels for a seeded
 //!   fraction of windows; a fleet's devices are monitoring stations that see machines drawn
 //!   from the training population, one per window.
+//! - [`hardware`]: per-class latency profiles and model faults (slow, failing), applied
+//!   through the agent's model seam so its own measurements see them.
+//! - [`network`]: a per-device TCP relay that cuts a device's network for a while, or
+//!   corrupts and drops the package chunks sent to it.
 //! - [`fleet`]: [`fleet::SimFleet`], N real agents in one process with a seeded hardware mix
 //!   and an optional drift plan.
 //! - [`demo`]: the story `edgefleet-sim demo` tells.
@@ -37,7 +41,9 @@
 pub mod demo;
 pub mod drift;
 pub mod fleet;
+pub mod hardware;
 pub mod input;
+pub mod network;
 pub mod reference;
 pub mod training;
 pub mod vibration;

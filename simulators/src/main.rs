@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use edgefleet_sim::demo::{self, DemoOptions};
 use edgefleet_sim::drift::{self, Affected, DriftPlan, DriftScenario, Onset};
 use edgefleet_sim::fleet::{Mix, SimFleet, SimFleetConfig};
+use edgefleet_sim::hardware::{ModelFault, Versions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,11 +67,11 @@ enum Command {
         /// Sensor windows per device per second.
         #[arg(long, default_value_t = 10.0)]
         rate_hz: f64,
-        /// Drift scenarios: percentage of devices affected (chosen by the seed).
+        /// Drift and fault scenarios: percentage of devices affected (chosen by the seed).
         #[arg(long, default_value_t = 20.0, value_name = "PERCENT")]
         affected: f64,
-        /// Drift scenarios: seconds after start at which drift begins.
-        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        /// Drift and partition scenarios: seconds after start at which they begin.
+        #[arg(long, visible_alias = "fault-after", default_value_t = 30, value_name = "SECONDS")]
         drift_after: u64,
         /// Fraction of inferences that get their ground truth recorded as feedback (0 to 1).
         #[arg(long, default_value_t = 1.0)]
@@ -97,9 +98,15 @@ enum Command {
     },
 }
 
-const SCENARIOS: [(&str, &str); 2] = [
+const SCENARIOS: [(&str, &str); 8] = [
     ("steady", "every device runs normally"),
     ("crash-restart", "every 5 s one device (seeded choice) dies and restarts: in-memory state lost, disk kept"),
+    ("partition", "the affected devices lose their network for 30 s of every 60 s (from --drift-after on)"),
+    ("slow-model", "on the affected devices every model version from 2 on runs 10x slower"),
+    ("failing-model", "on the affected devices model versions from 2 on fail 20% of inferences after their first 10"),
+    ("corrupt-chunks", "a quarter of the package chunks sent to the affected devices arrive with a flipped byte"),
+    ("drop-chunks", "a quarter of the package chunks sent to the affected devices never arrive"),
+    ("full-disk", "the affected devices' data partitions have 64 KiB left: downloads are refused"),
 ];
 
 /// Every scenario `run --scenario` accepts: the fleet ones, then the drift ones.
@@ -181,8 +188,35 @@ fn main() -> Result<()> {
                     drift,
                     label_rate,
                     drift_window_ms: (drift_window * 1000.0) as u64,
+                    local_api: true,
+                    network_faults: matches!(scenario.as_str(), "partition" | "corrupt-chunks" | "drop-chunks"),
                 })
                 .context("starting the simulated fleet")?;
+                let faulty = Affected::Fraction(affected / 100.0).resolve(devices, seed);
+                let fault_ids = |sim: &SimFleet| -> Vec<String> {
+                    faulty.iter().filter_map(|&i| sim.device_id(i).map(str::to_string)).collect()
+                };
+                match scenario.as_str() {
+                    "slow-model" => sim.model_faults().set(&faulty, ModelFault::Slow { factor: 10.0 }, Versions::From(2)),
+                    "failing-model" => sim.model_faults().set(
+                        &faulty,
+                        ModelFault::Failing { after_calls: 10, error_rate: 0.2 },
+                        Versions::From(2),
+                    ),
+                    "corrupt-chunks" => {
+                        sim.chunk_faults(&faulty, 0.25, 0.0);
+                    }
+                    "drop-chunks" => {
+                        sim.chunk_faults(&faulty, 0.0, 0.25);
+                    }
+                    "full-disk" => sim.full_disks().set(&faulty, Some(64 << 10)),
+                    _ => {}
+                }
+                let fault_scenario = !matches!(scenario.as_str(), "steady" | "crash-restart")
+                    && DriftScenario::from_name(&scenario).is_none();
+                if fault_scenario {
+                    println!("{scenario} on {} devices: {}", faulty.len(), fault_ids(&sim).join(" "));
+                }
                 println!("{devices} simulated devices → {fleet} (data in {}), scenario {scenario}; Ctrl-C stops", data_dir.display());
                 if DriftScenario::from_name(&scenario).is_some() {
                     let ids: Vec<&str> = sim.affected_devices().collect();
@@ -190,10 +224,20 @@ fn main() -> Result<()> {
                 }
                 let mut tick = tokio::time::interval(Duration::from_secs(5));
                 let mut pick = seed;
+                let started = std::time::Instant::now();
+                let mut partitioned = false;
                 loop {
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => break,
                         _ = tick.tick() => {
+                            if scenario == "partition" {
+                                let since = started.elapsed().as_secs();
+                                let cut = since >= drift_after && (since - drift_after) % 60 < 30;
+                                if sim.partition(&faulty, cut) > 0 && cut != partitioned {
+                                    partitioned = cut;
+                                    println!("[{since:>4} s] network {} for {} devices", if cut { "cut" } else { "back" }, faulty.len());
+                                }
+                            }
                             if scenario == "crash-restart" && !sim.is_empty() {
                                 pick = pick.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
                                 let index = (pick >> 33) as usize % sim.len();

@@ -49,6 +49,8 @@ async fn a_sim_fleet_registers_with_its_mix_and_survives_crash_restarts() {
         }),
         label_rate: 0.5,
         drift_window_ms: 60_000,
+        local_api: true,
+        network_faults: false,
     })
     .unwrap();
     assert_eq!(sim.devices().filter(|d| d.1 == HardwareClass::Accelerator).count(), 4);

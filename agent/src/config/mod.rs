@@ -223,8 +223,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Trust store path.
     pub trust_store: PathBuf,
-    /// Local API address.
-    pub api_listen: SocketAddr,
+    /// Local API address; `None` (`api_listen = "off"`) runs without a local API (e.g. a
+    /// device fed only by its sensors, or thousands of simulated agents in one process).
+    pub api_listen: Option<SocketAddr>,
     /// Log format.
     pub log_format: LogFormat,
     /// Hardware.
@@ -271,9 +272,12 @@ impl RawConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        let api_listen = self.api_listen.parse().map_err(|_| {
-            invalid("api_listen", format!("{:?} is not an address like 127.0.0.1:8181", self.api_listen))
-        })?;
+        let api_listen = match self.api_listen.as_str() {
+            "off" => None,
+            text => Some(text.parse().map_err(|_| {
+                invalid("api_listen", format!("{text:?} is not an address like 127.0.0.1:8181 (or \"off\")"))
+            })?),
+        };
         let log_format = match self.log_format.as_str() {
             "plain" => LogFormat::Plain,
             "json" => LogFormat::Json,

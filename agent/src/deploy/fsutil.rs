@@ -1,6 +1,7 @@
 //! Crash-safe file primitives: write to a temporary name, fsync, rename, fsync the directory.
 //! After a power cut a path holds either its old content or its new content, never a mix.
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
@@ -25,7 +26,20 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Free bytes on the file system holding `path`.
-pub fn available_space(path: &Path) -> io::Result<u64> {
-    fs2::available_space(path)
+/// How much space is left where the agent writes: checked before every download and reported
+/// in each heartbeat. A device asks its file system ([`FileSystem`]); the simulator plugs in a
+/// disk it can fill (`daemon::Embedding::disk`).
+pub trait DiskSpace: Send + Sync + fmt::Debug {
+    /// Free bytes on the file system holding `path`.
+    fn available(&self, path: &Path) -> io::Result<u64>;
+}
+
+/// The real file system (`statvfs`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileSystem;
+
+impl DiskSpace for FileSystem {
+    fn available(&self, path: &Path) -> io::Result<u64> {
+        fs2::available_space(path)
+    }
 }

@@ -2,7 +2,7 @@
 
 use super::crash_point;
 use super::download::{FetchError, Fetcher};
-use super::fsutil::available_space;
+use super::fsutil::DiskSpace;
 use super::generations::{Generation, Generations};
 use super::state::{DeployDir, Pending, Step};
 use crate::AGENT_VERSION;
@@ -76,6 +76,8 @@ pub struct DeployerConfig {
     pub trust_store: PathBuf,
     /// This device's hardware class.
     pub hardware: HardwareClass,
+    /// Where free space is checked before a download.
+    pub disk: std::sync::Arc<dyn DiskSpace>,
 }
 
 /// Runs deployments one at a time.
@@ -222,7 +224,7 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
     }
 
     fn check_disk(&self, needed: u64) -> Result<(), FailureReason> {
-        let free = available_space(&self.config.data_dir).map_err(io_reason)?;
+        let free = self.config.disk.available(&self.config.data_dir).map_err(io_reason)?;
         if free < needed + DISK_HEADROOM {
             return Err(FailureReason::InsufficientDisk { needed: needed + DISK_HEADROOM, free });
         }

@@ -154,6 +154,7 @@ impl Harness {
             data_dir: self.dir.path().to_path_buf(),
             trust_store: self.dir.path().join("trust.toml"),
             hardware: HardwareClass::Gpu, // falls back to the cpu variant
+            disk: std::sync::Arc::new(crate::deploy::fsutil::FileSystem),
         };
         Deployer::new(config, self.objects.serve(), self.runtime.clone(), self.sink.clone()).unwrap()
     }

@@ -33,7 +33,7 @@ pub mod stats;
 pub mod tract_backend;
 pub mod worker;
 
-pub use model::{FnModel, InferenceError, Model, NamedTensor, check_inputs};
+pub use model::{FnModel, InferenceError, Model, ModelLayer, NamedTensor, check_inputs};
 pub use stats::{InferenceStats, StatsSnapshot, VersionSnapshot};
 pub use tract_backend::{Backend, LoadError, LoadOptions, ModelSource, TractModel};
 pub use worker::{InferenceHandle, InferenceOutcome, InferenceWorker, LoadedModel, ModelInfo, WorkerConfig};

@@ -19,6 +19,16 @@ pub trait Model: Send {
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferenceError>;
 }
 
+/// Wraps the models an agent loads, for validation and serving alike.
+///
+/// The seam for an agent embedded in a simulator: simulated hardware classes wrap the real
+/// tract model to add their latency profile, or to inject a slow or failing model. A device
+/// has none (`daemon::Embedding::model_layer` is `None`).
+pub trait ModelLayer: Send + Sync + fmt::Debug {
+    /// The model to use in place of `model`, which is version `info`.
+    fn wrap(&self, model: Box<dyn Model>, info: &super::ModelInfo) -> Box<dyn Model>;
+}
+
 /// Why an inference did not produce outputs.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
