@@ -11,6 +11,7 @@
 //! the outbox until the broker is reachable.
 
 use crate::api::{ApiState, router};
+use crate::clock::Clock;
 use crate::commands::CommandLog;
 use crate::config::{InputSetting, Settings};
 use crate::deploy::download::Fetcher;
@@ -23,7 +24,7 @@ use crate::inference::{InferenceHandle, InferenceStats, InferenceWorker, ModelIn
 use crate::input::{InputSource, SyntheticSource};
 use crate::link::{self, Inbound, LinkParts, LinkState};
 use crate::outbox::{Outbox, OutboxLimits, RedbStore};
-use crate::reporting::{Reports, now_ms};
+use crate::reporting::Reports;
 use crate::runtime::AgentRuntime;
 use crate::{AGENT_VERSION, deploy::fsutil::write_atomic};
 use anyhow::Context;
@@ -165,6 +166,8 @@ pub struct Embedding {
     pub model_layer: Option<Arc<dyn ModelLayer>>,
     /// Where free disk space is read (default: the file system holding the data dir).
     pub disk: Option<Arc<dyn DiskSpace>>,
+    /// The device clock (default: the system clock; a simulator skews it).
+    pub clock: Clock,
 }
 
 /// Runs the agent until `shutdown` fires.
@@ -174,7 +177,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
 
 /// Like [`run`], with what an embedding process plugs in.
 pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embedding: Embedding) -> anyhow::Result<()> {
-    let Embedding { input: source, model_layer, disk } = embedding;
+    let Embedding { input: source, model_layer, disk, clock } = embedding;
     let disk: Arc<dyn DiskSpace> = disk.unwrap_or_else(|| Arc::new(FileSystem));
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
@@ -188,10 +191,11 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
         OutboxLimits { max_bytes: settings.outbox.max_bytes, max_age_ms: settings.outbox.max_age.as_millis() as u64 };
     let outbox = Arc::new(Outbox::open(store, limits).context("opening the outbox")?);
     let wake = Arc::new(Notify::new());
-    let reports = Reports::new(outbox, wake.clone());
+    let reports = Reports::new(outbox, wake.clone()).with_clock(clock);
 
     let overrides_file = OverridesFile::in_dir(&settings.data_dir);
-    let drift = Drift::new(DriftHub::new(Policy::from(settings.sampling), overrides_file.load(), boot_id));
+    let drift =
+        Drift::new(DriftHub::new(Policy::from(settings.sampling), overrides_file.load(), boot_id)).with_clock(clock);
     let stats = InferenceStats::new();
     let (inference, worker) =
         InferenceWorker::spawn_with_drift(WorkerConfig::default(), stats.clone(), Some(drift.clone()))?;
@@ -207,6 +211,7 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
         trust_store: settings.trust_store.clone(),
         hardware: settings.hardware.class,
         disk: disk.clone(),
+        clock,
     };
     let mut deployer =
         Deployer::new(deployer_config, Fetcher::new(chunk_req_tx, chunk_resp_rx), runtime, reports.clone())
@@ -400,7 +405,7 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
             health_reports.health(|seq| Health {
                 seq,
                 boot_id,
-                timestamp_ms: now_ms(),
+                timestamp_ms: clock.now_ms(),
                 uptime_ms: started.elapsed().as_millis() as u64,
                 models,
                 outbox_depth: outbox.depth,

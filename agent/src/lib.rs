@@ -16,6 +16,7 @@
 //! ```
 
 pub mod api;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;

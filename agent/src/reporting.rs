@@ -1,5 +1,6 @@
 //! Producers' side of the outbox: typed pushes per stream, and the link's view of it.
 
+use crate::clock::Clock;
 use crate::deploy::StatusSink;
 use crate::link::UplinkQueue;
 use crate::outbox::{Outbox, Store, Stream};
@@ -32,18 +33,29 @@ fn stream_of(kind: TopicKind) -> Option<Stream> {
 pub struct Reports<S: Store> {
     outbox: Arc<Outbox<S>>,
     wake: Arc<Notify>,
+    clock: Clock,
 }
 
 impl<S: Store> Clone for Reports<S> {
     fn clone(&self) -> Self {
-        Self { outbox: self.outbox.clone(), wake: self.wake.clone() }
+        Self { outbox: self.outbox.clone(), wake: self.wake.clone(), clock: self.clock }
     }
 }
 
 impl<S: Store> Reports<S> {
     /// Wraps `outbox`; `wake` is signalled after each push.
     pub fn new(outbox: Arc<Outbox<S>>, wake: Arc<Notify>) -> Self {
-        Self { outbox, wake }
+        Self { outbox, wake, clock: Clock::SYSTEM }
+    }
+
+    /// Stamps records and statuses with `clock` instead of the system clock.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// The clock records are stamped with.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// The outbox.
@@ -58,7 +70,7 @@ impl<S: Store> Reports<S> {
 
     /// Pushes a message built with its stream seq. Durable when this returns `true`.
     pub fn push<M: WireMessage>(&self, stream: Stream, build: impl FnOnce(u64) -> M) -> bool {
-        let result = self.outbox.push(stream, now_ms(), |seq| encode(&build(seq)).unwrap_or_default());
+        let result = self.outbox.push(stream, self.clock.now_ms(), |seq| encode(&build(seq)).unwrap_or_default());
         match result {
             Ok(_) => {
                 self.wake.notify_one();
@@ -86,7 +98,7 @@ impl<S: Store> StatusSink for Reports<S> {
     fn report(&self, deployment_id: DeploymentId, model: &ModelName, version_seq: u64, state: DeploymentState) {
         self.push(Stream::Deployment, |seq| DeploymentStatus {
             seq,
-            timestamp_ms: now_ms(),
+            timestamp_ms: self.clock.now_ms(),
             deployment_id,
             model: model.clone(),
             version_seq,

@@ -79,6 +79,7 @@ async fn run_scenario(name: &str, devices: usize, window_ms: u64, rate_hz: f64) 
         drift_window_ms: window_ms,
         local_api: true,
         network_faults: false,
+        clock_skew: None,
     })?;
     let (c, bytes) = (client.clone(), std::fs::read(&package)?);
     tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await??;

@@ -150,6 +150,7 @@ fn shard_child(dir: &Path, broker: &str, prefix: &str, count: usize, mix: Mix) -
             drift_window_ms: 60_000,
             local_api: false,
             network_faults: false,
+            clock_skew: None,
         })?;
         println!("READY");
         tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await??;

@@ -214,6 +214,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         drift_window_ms: DRIFT_WINDOW_MS,
         local_api: true,
         network_faults: false,
+        clock_skew: None,
     })?;
     let registering = Instant::now();
     loop {
@@ -305,6 +306,15 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if on_v1 < options.devices {
+        // Say who did not come back, and what they report, rather than only a count.
+        let devices = api(&client, "/v1/devices", None).await?;
+        for d in devices.as_array().cloned().unwrap_or_default() {
+            if !d["models"].as_array().is_some_and(|m| m.iter().any(|x| x == "vibration-mlp@1")) {
+                println!("   not back on v1: {} models {} online {}", d["id"], d["models"], d["online"]);
+            }
+        }
     }
     let card = api(&client, &format!("/v1/rollouts/{id2}/scorecard"), None).await?;
     println!("   scorecard (`edgefleet scorecard {id2}`), new v2 canaries vs control on v1, same track and period:");

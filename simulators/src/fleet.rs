@@ -10,9 +10,10 @@
 //! check detection on exactly those devices ([`SimFleet::affected_devices`]).
 
 use crate::drift::{DriftControl, DriftPlan};
-use crate::hardware::{FullDisks, LatencyProfile, ModelFaults, SimulatedDisk, SimulatedHardware};
+use crate::hardware::{ClockSkew, FullDisks, LatencyProfile, ModelFaults, SimulatedDisk, SimulatedHardware};
 use crate::input::VibrationInput;
 use crate::network::Relay;
+use edgefleet_agent::clock::Clock;
 use edgefleet_agent::config::{Overrides, load};
 use edgefleet_agent::daemon::Embedding;
 use edgefleet_protocol::hardware::HardwareClass;
@@ -138,6 +139,8 @@ pub struct SimFleetConfig {
     /// Route every device through its own [`Relay`] so [`SimFleet::partition`] can cut its
     /// network (three more sockets per device).
     pub network_faults: bool,
+    /// Devices whose clocks are skewed (`None`: every clock is the system clock).
+    pub clock_skew: Option<ClockSkew>,
 }
 
 struct SimDevice {
@@ -161,6 +164,8 @@ pub struct SimFleet {
     affected: Vec<usize>,
     model_faults: ModelFaults,
     full_disks: FullDisks,
+    /// Indices of the devices with a skewed clock, ascending.
+    skewed: Vec<usize>,
 }
 
 /// A device that could not start.
@@ -187,7 +192,11 @@ impl SimFleet {
             affected: Vec::new(),
             model_faults: ModelFaults::default(),
             full_disks: FullDisks::default(),
+            skewed: Vec::new(),
         };
+        if let Some(skew) = &fleet.config.clock_skew {
+            fleet.skewed = skew.affected.resolve(fleet.config.devices, fleet.config.seed);
+        }
         // Before any device starts, so none sees a window without the configured drift.
         if let Some(plan) = plan {
             fleet.start_drift(&plan);
@@ -246,6 +255,11 @@ impl SimFleet {
         &self.model_faults
     }
 
+    /// Indices of the devices whose clocks are skewed (`clock_skew`), ascending.
+    pub fn skewed(&self) -> &[usize] {
+        &self.skewed
+    }
+
     /// The table of full data partitions every device's disk check reads.
     pub fn full_disks(&self) -> &FullDisks {
         &self.full_disks
@@ -298,10 +312,15 @@ impl SimFleet {
             seed,
         };
         let disk = SimulatedDisk { index, full: self.full_disks.clone() };
+        let clock = match &c.clock_skew {
+            Some(skew) if self.skewed.binary_search(&index).is_ok() => Clock::skewed(skew.offset_ms),
+            _ => Clock::SYSTEM,
+        };
         let embedding = Embedding {
             input: Some((input, c.rate_hz)),
             model_layer: Some(Arc::new(hardware)),
             disk: Some(Arc::new(disk)),
+            clock,
         };
         let task = tokio::spawn(edgefleet_agent::daemon::run_embedded(settings, shutdown.clone(), embedding));
         Ok(SimDevice { id, relay, class, seed, shutdown, task })

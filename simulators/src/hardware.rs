@@ -190,6 +190,16 @@ impl Model for SimulatedModel {
     }
 }
 
+/// Devices whose clocks are off: their health reports, deployment statuses and drift windows
+/// carry timestamps `offset_ms` away from the fleet's clock (no NTP, a dead RTC battery).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockSkew {
+    /// Which devices.
+    pub affected: crate::drift::Affected,
+    /// How far their clocks are ahead (negative: behind).
+    pub offset_ms: i64,
+}
+
 /// Which simulated devices have a (nearly) full data partition: device index → bytes left.
 /// Shared by a fleet and its devices' disks, read on every check.
 #[derive(Debug, Clone, Default)]

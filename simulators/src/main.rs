@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use edgefleet_sim::demo::{self, DemoOptions};
 use edgefleet_sim::drift::{self, Affected, DriftPlan, DriftScenario, Onset};
 use edgefleet_sim::fleet::{Mix, SimFleet, SimFleetConfig};
-use edgefleet_sim::hardware::{ModelFault, Versions};
+use edgefleet_sim::hardware::{ClockSkew, ModelFault, Versions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -98,7 +98,7 @@ enum Command {
     },
 }
 
-const SCENARIOS: [(&str, &str); 8] = [
+const SCENARIOS: [(&str, &str); 9] = [
     ("steady", "every device runs normally"),
     ("crash-restart", "every 5 s one device (seeded choice) dies and restarts: in-memory state lost, disk kept"),
     ("partition", "the affected devices lose their network for 30 s of every 60 s (from --drift-after on)"),
@@ -107,6 +107,7 @@ const SCENARIOS: [(&str, &str); 8] = [
     ("corrupt-chunks", "a quarter of the package chunks sent to the affected devices arrive with a flipped byte"),
     ("drop-chunks", "a quarter of the package chunks sent to the affected devices never arrive"),
     ("full-disk", "the affected devices' data partitions have 64 KiB left: downloads are refused"),
+    ("clock-skew", "the affected devices' clocks run 6 hours behind the fleet's"),
 ];
 
 /// Every scenario `run --scenario` accepts: the fleet ones, then the drift ones.
@@ -190,6 +191,7 @@ fn main() -> Result<()> {
                     drift_window_ms: (drift_window * 1000.0) as u64,
                     local_api: true,
                     network_faults: matches!(scenario.as_str(), "partition" | "corrupt-chunks" | "drop-chunks"),
+                    clock_skew: (scenario == "clock-skew").then(|| ClockSkew { affected: Affected::Fraction(affected / 100.0), offset_ms: -6 * 3_600_000 }),
                 })
                 .context("starting the simulated fleet")?;
                 let faulty = Affected::Fraction(affected / 100.0).resolve(devices, seed);

@@ -51,6 +51,7 @@ async fn a_sim_fleet_registers_with_its_mix_and_survives_crash_restarts() {
         drift_window_ms: 60_000,
         local_api: true,
         network_faults: false,
+        clock_skew: None,
     })
     .unwrap();
     assert_eq!(sim.devices().filter(|d| d.1 == HardwareClass::Accelerator).count(), 4);

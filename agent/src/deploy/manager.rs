@@ -15,7 +15,7 @@ use edgefleet_protocol::uplink::{DeploymentState, FailureReason};
 use edgefleet_protocol::{Digest, ModelName};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -78,6 +78,8 @@ pub struct DeployerConfig {
     pub hardware: HardwareClass,
     /// Where free space is checked before a download.
     pub disk: std::sync::Arc<dyn DiskSpace>,
+    /// The device clock (signed downgrade authorizations have validity windows).
+    pub clock: crate::clock::Clock,
 }
 
 /// Runs deployments one at a time.
@@ -88,10 +90,6 @@ pub struct Deployer<R: Runtime, S: StatusSink> {
     fetcher: Fetcher,
     runtime: R,
     sink: S,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn io_reason(e: std::io::Error) -> FailureReason {
@@ -210,7 +208,7 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
         let Some(authorization) = &deploy.downgrade else { return Err(FailureReason::Package(refusal)) };
         let trust = TrustStore::load(&self.config.trust_store).map_err(|e| FailureReason::Io(e.to_string()))?;
         authorization
-            .authorizes(&trust, &deploy.model, offered, &deploy.package_id, now_ms())
+            .authorizes(&trust, &deploy.model, offered, &deploy.package_id, self.config.clock.now_ms())
             .map_err(FailureReason::Package)?;
         info!(model = %deploy.model, version = offered, key = %authorization.key_id, "downgrade authorized");
         Ok(())
@@ -379,7 +377,7 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
                     return Err(failed(reason));
                 }
                 // Persist "on probation" before the switch: a crash right after it rolls back.
-                let since_ms = now_ms();
+                let since_ms = self.config.clock.now_ms();
                 pending.step = Step::Probation { dir: dir.clone(), since_ms };
                 self.dir.save(pending).map_err(|e| failed(io_reason(e)))?;
                 crash_point("before-switch");
@@ -413,7 +411,7 @@ impl<R: Runtime, S: StatusSink> Deployer<R, S> {
                             return Err(Outcome::RolledBack(self.roll_back_reason(&deploy, reason).await));
                         }
                     }
-                    let now = now_ms();
+                    let now = self.config.clock.now_ms();
                     if now >= end {
                         break;
                     }

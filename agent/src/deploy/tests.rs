@@ -155,6 +155,7 @@ impl Harness {
             trust_store: self.dir.path().join("trust.toml"),
             hardware: HardwareClass::Gpu, // falls back to the cpu variant
             disk: std::sync::Arc::new(crate::deploy::fsutil::FileSystem),
+            clock: crate::clock::Clock::SYSTEM,
         };
         Deployer::new(config, self.objects.serve(), self.runtime.clone(), self.sink.clone()).unwrap()
     }

@@ -34,6 +34,7 @@ pub use sampler::{BATCH_BYTES, PendingBatch, Sampler, record_cost};
 pub use task::run;
 pub use tracker::DriftTracker;
 
+use crate::clock::Clock;
 use crate::inference::ModelInfo;
 use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::tensor::Tensor;
@@ -43,12 +44,23 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 #[derive(Debug, Clone)]
 pub struct Drift {
     hub: Arc<Mutex<DriftHub>>,
+    clock: Clock,
 }
 
 impl Drift {
     /// Shares `hub`.
     pub fn new(hub: DriftHub) -> Self {
-        Self { hub: Arc::new(Mutex::new(hub)) }
+        Self { hub: Arc::new(Mutex::new(hub)), clock: Clock::SYSTEM }
+    }
+
+    /// Windows are timed on `clock` instead of the system clock.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Now, on the clock windows are timed with.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// The hub, locked. A panic while it was held leaves plain counters behind, so a

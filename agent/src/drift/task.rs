@@ -4,7 +4,7 @@
 use super::Drift;
 use super::hub::Report;
 use crate::outbox::{Store, Stream};
-use crate::reporting::{Reports, now_ms};
+use crate::reporting::Reports;
 use edgefleet_protocol::uplink::DriftSummary;
 use tokio_util::sync::CancellationToken;
 
@@ -30,9 +30,11 @@ pub async fn run<S: Store>(drift: Drift, reports: Reports<S>, shutdown: Cancella
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(interval) => {}
         }
-        let due = drift.lock().poll(now_ms());
+        let now = drift.now_ms();
+        let due = drift.lock().poll(now);
         push(&reports, due);
     }
-    let last = drift.lock().flush(now_ms());
+    let now = drift.now_ms();
+    let last = drift.lock().flush(now);
     push(&reports, last);
 }

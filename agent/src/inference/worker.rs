@@ -11,7 +11,6 @@
 use super::model::{InferenceError, Model, NamedTensor, arrange_inputs, check_inputs};
 use super::stats::{InferenceStats, VersionStats};
 use crate::drift::Drift;
-use crate::reporting::now_ms;
 use edgefleet_protocol::ModelName;
 use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::tensor::Tensor;
@@ -228,7 +227,7 @@ impl WorkerState {
         let info = next.as_ref().map(|n| n.info.clone());
         if let Some(drift) = &self.drift {
             let reference = next.as_ref().map(|n| n.drift_reference.clone()).unwrap_or_default();
-            drift.activate(now_ms(), info.clone(), reference);
+            drift.activate(drift.now_ms(), info.clone(), reference);
         }
         let version_stats = self.stats.activate(info.as_ref());
         let previous = self.current.take().map(|c| c.loaded);
@@ -275,7 +274,7 @@ impl WorkerState {
                 current.stats.record_success(latency_us);
                 self.last_id += 1;
                 if let Some(drift) = &self.drift {
-                    drift.observe(now_ms(), self.last_id, &inputs, &outputs);
+                    drift.observe(drift.now_ms(), self.last_id, &inputs, &outputs);
                 }
                 Ok(InferenceOutcome {
                     outputs,

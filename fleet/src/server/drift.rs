@@ -101,20 +101,22 @@ impl DeviceDrift {
         &self.windows[self.windows.len() - 1]
     }
 
-    /// The ground-truth counts of this device's windows of `model`@`version` that ended at or
-    /// after `since_ms` (device clock): what the accuracy gate needs, without merging buckets.
+    /// The ground-truth counts of this device's windows of `model`@`version` received at or
+    /// after `since_ms` (fleet clock: a device's clock may be skewed by hours, so its window
+    /// times are never compared with the fleet's): what the accuracy gate needs, without
+    /// merging buckets.
     pub fn feedback(&self, model: &str, version: u64, since_ms: u64) -> Feedback {
         let mut total = Feedback::default();
         for w in self.windows.iter().filter(|w| {
-            w.summary.model.as_str() == model && w.summary.version_seq == version && w.summary.window_end_ms >= since_ms
+            w.summary.model.as_str() == model && w.summary.version_seq == version && w.received_ms >= since_ms
         }) {
             total.merge(w.summary.feedback);
         }
         total
     }
 
-    /// Adds this device's windows of `model`@`version` that ended at or after `since_ms`
-    /// (device clock), the newest `last` of them at most.
+    /// Adds this device's windows of `model`@`version` received at or after `since_ms` (fleet
+    /// clock), the newest `last` of them at most.
     pub fn merged(&self, model: &str, version: u64, since_ms: u64, last: usize) -> Merged {
         let mut merged = Merged::default();
         for w in self
@@ -122,7 +124,7 @@ impl DeviceDrift {
             .iter()
             .rev()
             .filter(|w| w.summary.model.as_str() == model && w.summary.version_seq == version)
-            .filter(|w| w.summary.window_end_ms >= since_ms)
+            .filter(|w| w.received_ms >= since_ms)
             .take(last)
         {
             let _ = merged.add(&w.summary);
@@ -182,5 +184,28 @@ mod tests {
         assert_eq!(d.windows.len(), 5);
         assert_eq!(d.merged("m", 1, 0, 10).windows, 4);
         assert_eq!(d.merged("m", 1, 40, 10).windows, 2);
+    }
+
+    #[test]
+    fn windows_count_from_when_the_fleet_received_them_whatever_the_device_clock_says() {
+        let training: Vec<f64> = (0..2000).map(|i| f64::from(i % 100)).collect();
+        let reference = DriftReference { features: vec![numeric_reference("x", &training, 10)], ..Default::default() };
+        let values: Vec<f64> = (0..200).map(|i| f64::from(i % 100)).collect();
+        let settings = DetectorSettings::default();
+        let rollout_created: u64 = 1_000_000_000;
+        let day: i64 = 86_400_000;
+        for skew in [-day, 0, day] {
+            let mut d = DeviceDrift::default();
+            for (k, received) in
+                [rollout_created - 5_000, rollout_created + 5_000, rollout_created + 10_000].into_iter().enumerate()
+            {
+                let mut w = window(1, &values, &reference, received.saturating_add_signed(skew));
+                w.seq = k as u64 + 1;
+                w.feedback = Feedback { labelled: 10, correct: 9 };
+                d.record(w, Some(&reference), &settings, received, 8);
+            }
+            assert_eq!(d.merged("m", 1, rollout_created, 10).windows, 2, "skew {skew}");
+            assert_eq!(d.feedback("m", 1, rollout_created).labelled, 20, "skew {skew}");
+        }
     }
 }

@@ -169,7 +169,7 @@ fn cohort_windows(
     for id in members {
         let Some(x) = data.drift.get(*id) else { continue };
         let mut counted = false;
-        for w in x.windows.iter().filter(|w| w.summary.model.as_str() == model && w.summary.window_end_ms >= since_ms) {
+        for w in x.windows.iter().filter(|w| w.summary.model.as_str() == model && w.received_ms >= since_ms) {
             if (w.summary.version_seq == version) != other && merged.add(&w.summary).is_ok() && !counted {
                 *versions.entry(w.summary.version_seq).or_insert(0) += 1;
                 counted = true;
