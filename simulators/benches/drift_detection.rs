@@ -51,35 +51,21 @@ async fn run_scenario(name: &str, devices: usize, window_ms: u64, rate_hz: f64) 
     std::fs::write(&model, MODEL)?;
     let package = vibration_package(dir.path(), &key.signing_key_path, &model, 1, "1.0.0", 1, 5)?;
     let trust = dir.path().join("keys").join(keys::TRUST_STORE_FILE);
-    let flags = Overrides {
-        data_dir: Some(dir.path().join("fleet")),
-        http_listen: Some("127.0.0.1:0".into()),
-        mqtt_listen: Some("127.0.0.1:0".into()),
-        mqtt_url: None,
-        trust_store: Some(trust.clone()),
-    };
+    let flags = Overrides::ephemeral(dir.path().join("fleet"), trust.clone());
     let rows_per_window = (rate_hz * window_ms as f64 / 1000.0) as u64;
     let env = [("EDGEFLEET_SERVE__DRIFT__MIN_ROWS".to_string(), (rows_per_window * 3 / 4).to_string())];
     let shutdown = CancellationToken::new();
     let server = edgefleet::server::start(ServeConfig::load(None, env, &flags)?, shutdown.clone()).await?;
     let client = Client::new(&format!("http://{}", server.http_addr), "bench");
     let mut fleet = SimFleet::start(SimFleetConfig {
-        broker: server.mqtt_url.clone(),
-        namespace: "edgefleet".into(),
-        devices,
         mix: "cpu=100".parse().map_err(|e| anyhow::anyhow!("{e}"))?,
         seed: 3,
-        data_dir: dir.path().join("devices"),
-        trust_store: trust,
         rate_hz,
         health_interval_secs: 2,
         id_prefix: "d".into(),
-        drift: None,
         label_rate: 1.0,
         drift_window_ms: window_ms,
-        local_api: true,
-        network_faults: false,
-        clock_skew: None,
+        ..SimFleetConfig::new(&server.mqtt_url, trust, dir.path().join("devices"), devices)
     })?;
     let (c, bytes) = (client.clone(), std::fs::read(&package)?);
     tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await??;

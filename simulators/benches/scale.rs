@@ -86,13 +86,7 @@ fn usage(pid: u32) -> (u64, f64) {
 fn fleet_manager_child(dir: &Path) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let flags = Overrides {
-            data_dir: Some(dir.join("fleet")),
-            http_listen: Some("127.0.0.1:0".into()),
-            mqtt_listen: Some("127.0.0.1:0".into()),
-            mqtt_url: None,
-            trust_store: Some(dir.join("keys").join(keys::TRUST_STORE_FILE)),
-        };
+        let flags = Overrides::ephemeral(dir.join("fleet"), dir.join("keys").join(keys::TRUST_STORE_FILE));
         let shutdown = CancellationToken::new();
         let server = edgefleet::server::start(ServeConfig::load(None, [], &flags)?, shutdown.clone()).await?;
         println!("READY {} {}", server.http_addr, server.mqtt_url);
@@ -135,22 +129,18 @@ fn shard_child(dir: &Path, broker: &str, prefix: &str, count: usize, mix: Mix) -
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let fleet = SimFleet::start(SimFleetConfig {
-            broker: broker.to_string(),
             namespace: NAMESPACE.into(),
-            devices: count,
             mix,
-            seed: 1,
-            data_dir: dir.join("devices").join(prefix),
-            trust_store: dir.join("keys").join(keys::TRUST_STORE_FILE),
             rate_hz: num("--rate-hz", 1.0),
             health_interval_secs: num("--health-secs", 10.0) as u64,
             id_prefix: prefix.into(),
-            drift: None,
-            label_rate: 0.0,
-            drift_window_ms: 60_000,
             local_api: false,
-            network_faults: false,
-            clock_skew: None,
+            ..SimFleetConfig::new(
+                broker,
+                dir.join("keys").join(keys::TRUST_STORE_FILE),
+                dir.join("devices").join(prefix),
+                count,
+            )
         })?;
         println!("READY");
         tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await??;

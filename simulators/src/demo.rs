@@ -177,13 +177,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
 
     println!("2. fleet manager (embedded MQTT broker + storage)");
     let trust = dir.join("keys").join(keys::TRUST_STORE_FILE);
-    let flags = Overrides {
-        data_dir: Some(dir.join("fleet")),
-        http_listen: Some("127.0.0.1:0".into()),
-        mqtt_listen: Some("127.0.0.1:0".into()),
-        mqtt_url: None,
-        trust_store: Some(trust.clone()),
-    };
+    let flags = Overrides::ephemeral(dir.join("fleet"), trust.clone());
     // Devices summarize ~80 rows per window here (20 Hz, 4 s), so the fleet tests windows from
     // 60 values on (its default of 100 suits minute-long windows).
     let env = [("EDGEFLEET_SERVE__DRIFT__MIN_ROWS".to_string(), "60".to_string())];
@@ -199,22 +193,13 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         options.devices, options.mix.cpu, options.mix.gpu, options.mix.npu
     );
     let mut fleet = SimFleet::start(SimFleetConfig {
-        broker: server.mqtt_url.clone(),
-        namespace: "edgefleet".into(),
-        devices: options.devices,
         mix: options.mix,
         seed: options.seed,
-        data_dir: dir.join("devices"),
-        trust_store: trust,
         rate_hz: RATE_HZ,
         health_interval_secs: 2,
-        id_prefix: "sim".into(),
-        drift: None,
         label_rate: 1.0,
         drift_window_ms: DRIFT_WINDOW_MS,
-        local_api: true,
-        network_faults: false,
-        clock_skew: None,
+        ..SimFleetConfig::new(&server.mqtt_url, trust, dir.join("devices"), options.devices)
     })?;
     let registering = Instant::now();
     loop {

@@ -143,6 +143,33 @@ pub struct SimFleetConfig {
     pub clock_skew: Option<ClockSkew>,
 }
 
+impl SimFleetConfig {
+    /// `devices` devices against `broker`, trusting `trust_store`, keeping their data under
+    /// `data_dir`; the rest at its default: namespace `edgefleet`, mix cpu=70/gpu=20/npu=10,
+    /// seed 1, 10 sensor windows a second, a heartbeat every 10 s, ids `sim-NNNNN`, no drift,
+    /// no labels, 60 s drift windows, local API on, no network faults, no clock skew.
+    pub fn new(broker: impl Into<String>, trust_store: PathBuf, data_dir: PathBuf, devices: usize) -> SimFleetConfig {
+        SimFleetConfig {
+            broker: broker.into(),
+            namespace: "edgefleet".into(),
+            devices,
+            mix: Mix::default(),
+            seed: 1,
+            data_dir,
+            trust_store,
+            rate_hz: 10.0,
+            health_interval_secs: 10,
+            id_prefix: "sim".into(),
+            drift: None,
+            label_rate: 0.0,
+            drift_window_ms: 60_000,
+            local_api: true,
+            network_faults: false,
+            clock_skew: None,
+        }
+    }
+}
+
 struct SimDevice {
     id: String,
     relay: Option<Relay>,

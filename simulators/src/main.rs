@@ -176,22 +176,17 @@ fn main() -> Result<()> {
             });
             runtime.block_on(async move {
                 let mut sim = SimFleet::start(SimFleetConfig {
-                    broker: fleet.clone(),
                     namespace,
-                    devices,
                     mix,
                     seed,
-                    data_dir: data_dir.clone(),
-                    trust_store,
                     rate_hz,
-                    health_interval_secs: 10,
                     id_prefix: format!("sim{seed}"),
                     drift,
                     label_rate,
                     drift_window_ms: (drift_window * 1000.0) as u64,
-                    local_api: true,
                     network_faults: matches!(scenario.as_str(), "partition" | "corrupt-chunks" | "drop-chunks"),
                     clock_skew: (scenario == "clock-skew").then(|| ClockSkew { affected: Affected::Fraction(affected / 100.0), offset_ms: -6 * 3_600_000 }),
+                    ..SimFleetConfig::new(&fleet, trust_store, data_dir.clone(), devices)
                 })
                 .context("starting the simulated fleet")?;
                 let faulty = Affected::Fraction(affected / 100.0).resolve(devices, seed);

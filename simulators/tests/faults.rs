@@ -38,34 +38,19 @@ async fn setup_with(devices: usize, adjust: impl FnOnce(&mut SimFleetConfig)) ->
     let dir = tempfile::tempdir().unwrap();
     keys::generate(&dir.path().join("keys"), "t").unwrap();
     let trust = dir.path().join("keys").join(keys::TRUST_STORE_FILE);
-    let flags = Overrides {
-        data_dir: Some(dir.path().join("fleet")),
-        http_listen: Some("127.0.0.1:0".into()),
-        mqtt_listen: Some("127.0.0.1:0".into()),
-        mqtt_url: None,
-        trust_store: Some(trust.clone()),
-    };
+    let flags = Overrides::ephemeral(dir.path().join("fleet"), trust.clone());
     let shutdown = CancellationToken::new();
     let server =
         edgefleet::server::start(ServeConfig::load(None, [], &flags).unwrap(), shutdown.clone()).await.unwrap();
     let client = Client::new(&format!("http://{}", server.http_addr), "t");
     let mut config = SimFleetConfig {
-        broker: server.mqtt_url.clone(),
-        namespace: "edgefleet".into(),
-        devices,
         mix: "cpu=1".parse().unwrap(),
         seed: 3,
-        data_dir: dir.path().join("devices"),
-        trust_store: trust,
         rate_hz: 20.0,
         health_interval_secs: 1,
         id_prefix: "f".into(),
-        drift: None,
-        label_rate: 0.0,
-        drift_window_ms: 60_000,
         local_api: false,
-        network_faults: false,
-        clock_skew: None,
+        ..SimFleetConfig::new(&server.mqtt_url, trust, dir.path().join("devices"), devices)
     };
     adjust(&mut config);
     let sim = SimFleet::start(config).unwrap();

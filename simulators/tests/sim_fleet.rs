@@ -20,25 +20,14 @@ async fn a_sim_fleet_registers_with_its_mix_and_survives_crash_restarts() {
     let dir = tempfile::tempdir().unwrap();
     keys::generate(&dir.path().join("keys"), "t").unwrap();
     let trust = dir.path().join("keys").join(keys::TRUST_STORE_FILE);
-    let flags = Overrides {
-        data_dir: Some(dir.path().join("fleet")),
-        http_listen: Some("127.0.0.1:0".into()),
-        mqtt_listen: Some("127.0.0.1:0".into()),
-        mqtt_url: None,
-        trust_store: Some(trust.clone()),
-    };
+    let flags = Overrides::ephemeral(dir.path().join("fleet"), trust.clone());
     let shutdown = CancellationToken::new();
     let server =
         edgefleet::server::start(ServeConfig::load(None, [], &flags).unwrap(), shutdown.clone()).await.unwrap();
     let client = Client::new(&format!("http://{}", server.http_addr), "t");
     let mut sim = SimFleet::start(SimFleetConfig {
-        broker: server.mqtt_url.clone(),
-        namespace: "edgefleet".into(),
-        devices: 20,
         mix: "cpu=50,gpu=30,npu=20".parse().unwrap(),
         seed: 5,
-        data_dir: dir.path().join("devices"),
-        trust_store: trust,
         rate_hz: 5.0,
         health_interval_secs: 1,
         id_prefix: "t".into(),
@@ -48,10 +37,7 @@ async fn a_sim_fleet_registers_with_its_mix_and_survives_crash_restarts() {
             affected: Affected::Fraction(0.2),
         }),
         label_rate: 0.5,
-        drift_window_ms: 60_000,
-        local_api: true,
-        network_faults: false,
-        clock_skew: None,
+        ..SimFleetConfig::new(&server.mqtt_url, trust, dir.path().join("devices"), 20)
     })
     .unwrap();
     assert_eq!(sim.devices().filter(|d| d.1 == HardwareClass::Accelerator).count(), 4);

@@ -81,6 +81,20 @@ pub struct Overrides {
     pub trust_store: Option<PathBuf>,
 }
 
+impl Overrides {
+    /// A fleet manager on embedded defaults keeping its data in `data_dir`, its HTTP API and
+    /// broker on ephemeral loopback ports (tests, benchmarks, the demo).
+    pub fn ephemeral(data_dir: PathBuf, trust_store: PathBuf) -> Overrides {
+        Overrides {
+            data_dir: Some(data_dir),
+            http_listen: Some("127.0.0.1:0".into()),
+            mqtt_listen: Some("127.0.0.1:0".into()),
+            mqtt_url: None,
+            trust_store: Some(trust_store),
+        }
+    }
+}
+
 impl ServeConfig {
     /// Layers the default, `file`, the environment (`env` pairs) and `flags`, then checks.
     pub fn load(
