@@ -116,7 +116,15 @@ impl Agents {
                 api_listen: Some("127.0.0.1:0".into()),
             };
             let settings = load(None, env, &overrides).unwrap();
-            tasks.push(tokio::spawn(edgefleet_agent::daemon::run(settings, shutdown.clone())));
+            let (id, stop) = (id.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move {
+                let result = edgefleet_agent::daemon::run(settings, stop).await;
+                // An agent that cannot start says why (a test waiting for it would only time out).
+                if let Err(e) = &result {
+                    eprintln!("agent {id} stopped: {e:#}");
+                }
+                result
+            }));
         }
         Agents { shutdown, tasks }
     }
