@@ -14,7 +14,7 @@ use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_sim::drift::{Affected, DriftPlan, DriftScenario, Onset};
 use edgefleet_sim::fleet::{SimFleet, SimFleetConfig};
 use edgefleet_sim::reference::vibration_package;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -26,14 +26,7 @@ fn arg(name: &str, default: u64) -> u64 {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-async fn api(client: &Client, path: &str, body: Option<Value>) -> Result<Value> {
-    let (c, p) = (client.clone(), path.to_string());
-    Ok(tokio::task::spawn_blocking(move || match body {
-        Some(b) => c.post_json(&p, &b),
-        None => c.get(&p),
-    })
-    .await??)
-}
+use edgefleet_sim::api::call as api;
 
 struct Outcome {
     detected: usize,

@@ -32,7 +32,7 @@ use edgefleet_protocol::uplink::Health;
 use edgefleet_sim::fleet::{Mix, SimFleet, SimFleetConfig};
 use edgefleet_sim::reference::vibration_package;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -149,14 +149,7 @@ fn shard_child(dir: &Path, broker: &str, prefix: &str, count: usize, mix: Mix) -
     })
 }
 
-async fn api(client: &Client, path: &str, body: Option<Value>) -> Result<Value> {
-    let (c, p) = (client.clone(), path.to_string());
-    Ok(tokio::task::spawn_blocking(move || match body {
-        Some(b) => c.post_json(&p, &b),
-        None => c.get(&p),
-    })
-    .await??)
-}
+use edgefleet_sim::api::call as api;
 
 /// Heartbeats seen per device: arrival times (ms) and delays (arrival − device timestamp).
 #[derive(Default)]

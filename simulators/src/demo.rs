@@ -52,15 +52,7 @@ pub struct DemoOptions {
     pub keep_running: bool,
 }
 
-async fn api(client: &Client, path: &str, body: Option<Value>) -> Result<Value> {
-    let (c, p) = (client.clone(), path.to_string());
-    let answer = tokio::task::spawn_blocking(move || match body {
-        Some(b) => c.post_json(&p, &b),
-        None => c.get(&p),
-    })
-    .await?;
-    answer.with_context(|| format!("fleet manager API {path}"))
-}
+use crate::api::call as api;
 
 async fn push(client: &Client, file: &Path) -> Result<Value> {
     let (c, bytes) = (client.clone(), std::fs::read(file)?);

@@ -19,6 +19,7 @@
 //!   corrupts and drops the package chunks sent to it.
 //! - [`fleet`]: [`fleet::SimFleet`], N real agents in one process with a seeded hardware mix
 //!   and an optional drift plan.
+//! - [`api`]: the fleet manager's HTTP API from async code.
 //! - [`demo`]: the story `edgefleet-sim demo` tells.
 //!
 //! ```
@@ -38,6 +39,7 @@
 //! assert_eq!(drifting.next_window_at(Duration::from_secs(30)).1.class_index(), 4);
 //! ```
 
+pub mod api;
 pub mod demo;
 pub mod drift;
 pub mod fleet;

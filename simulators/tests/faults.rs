@@ -64,14 +64,7 @@ async fn setup_with(devices: usize, adjust: impl FnOnce(&mut SimFleetConfig)) ->
 }
 
 async fn api(client: &Client, path: &str, body: Option<Value>) -> Value {
-    let (c, p) = (client.clone(), path.to_string());
-    tokio::task::spawn_blocking(move || match body {
-        Some(b) => c.post_json(&p, &b),
-        None => c.get(&p),
-    })
-    .await
-    .unwrap()
-    .unwrap()
+    edgefleet_sim::api::call(client, path, body).await.unwrap()
 }
 
 async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
