@@ -195,9 +195,13 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     })?;
     let registering = Instant::now();
     loop {
-        let status = api(&client, "/v1/status", None).await?;
-        let online = status["online"].as_u64().unwrap_or(0);
-        if online as usize >= options.devices {
+        // Registered means its birth arrived (hardware known): a rollout targets only those;
+        // the retained online state can come first.
+        let devices = api(&client, "/v1/devices", None).await?;
+        let online = devices
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|d| d["online"] == true && !d["hardware"].is_null()).count());
+        if online >= options.devices {
             break;
         }
         if registering.elapsed() > Duration::from_secs(120) {
