@@ -6,7 +6,9 @@ mod uplink_stress;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use edgefleet_agent::config::{DEFAULT_CONFIG, Overrides};
-use edgefleet_agent::outbox::{Outbox, OutboxLimits, RedbStore, SledStore, Store, Stream};
+#[cfg(feature = "outbox-sled")]
+use edgefleet_agent::outbox::SledStore;
+use edgefleet_agent::outbox::{Outbox, OutboxLimits, RedbStore, Store, Stream};
 use edgefleet_agent::verify::{VerifyError, VerifyRequest, verify_file};
 use edgefleet_protocol::package::ManifestSummary;
 use std::io::Write;
@@ -129,6 +131,8 @@ enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Engine {
     Redb,
+    /// Only in builds with the `outbox-sled` feature (the engine comparison).
+    #[cfg(feature = "outbox-sled")]
     Sled,
 }
 
@@ -219,6 +223,7 @@ fn main() -> ExitCode {
 fn outbox_stress(data_dir: &Path, engine: Engine, count: u64) -> anyhow::Result<()> {
     match engine {
         Engine::Redb => stress(RedbStore::open(data_dir.join(RedbStore::FILE_NAME))?, count),
+        #[cfg(feature = "outbox-sled")]
         Engine::Sled => stress(SledStore::open(data_dir.join(SledStore::DIR_NAME))?, count),
     }
 }

@@ -1,8 +1,9 @@
 //! `edgefleet-cross`: how Edgefleet agents are built for device targets.
 //!
-//! Prints, for each supported device target, the commands that produce a static agent binary
-//! on a machine without Docker (the recipes measured in `shared/PITFALLS.md`). Bundles and
-//! provisioning build on this.
+//! Prints, for each supported device target, the commands that produce the device build of the
+//! agent on a machine without Docker (the recipes measured in `shared/PITFALLS.md`): the `dist`
+//! profile without default features; on musl targets a static, non-PIE executable
+//! (`.cargo/config.toml`). Bundles and provisioning build on this.
 
 use std::process::ExitCode;
 
@@ -27,7 +28,11 @@ const TARGETS: &[Target] = &[
         devices: "Raspberry Pi 2/3 (32-bit), BeagleBone, i.MX6/7",
         env: &[("CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER", "arm-linux-gnueabihf-gcc")],
     },
-    Target { triple: "x86_64-unknown-linux-gnu", devices: "industrial PCs, gateways", env: &[] },
+    Target {
+        triple: "x86_64-unknown-linux-musl",
+        devices: "industrial PCs, gateways (needs Debian's musl-tools for ring's C code)",
+        env: &[],
+    },
 ];
 
 fn main() -> ExitCode {
@@ -49,7 +54,11 @@ fn main() -> ExitCode {
         println!("# {} ({})", target.triple, target.devices);
         println!("rustup target add {}", target.triple);
         let env: String = target.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
-        println!("{env}cargo build --release --locked -p edgefleet-agent --target {}", target.triple);
+        // The device build (BENCHMARKS.md, "Agent footprint"): size-optimized profile, no sled.
+        println!(
+            "{env}cargo build --profile dist --no-default-features --locked -p edgefleet-agent --target {}",
+            target.triple
+        );
         println!();
     }
     ExitCode::SUCCESS

@@ -47,12 +47,14 @@
 
 mod memory_store;
 mod redb_store;
+#[cfg(feature = "outbox-sled")]
 mod sled_store;
 mod store;
 mod stream;
 
 pub use memory_store::MemoryStore;
 pub use redb_store::RedbStore;
+#[cfg(feature = "outbox-sled")]
 pub use sled_store::SledStore;
 pub use store::{RECORD_OVERHEAD, Record, Removed, Store, StoreError, StreamStats};
 pub use stream::{PerStream, STREAM_COUNT, Stream};

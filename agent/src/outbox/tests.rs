@@ -233,6 +233,7 @@ fn restart_on_redb() {
 }
 
 #[test]
+#[cfg(feature = "outbox-sled")]
 fn restart_on_sled() {
     let dir = tempfile::tempdir().unwrap();
     restart_keeps_seqs_records_and_counters(|| SledStore::open(dir.path().join(SledStore::DIR_NAME)).unwrap());
