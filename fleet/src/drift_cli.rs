@@ -323,6 +323,9 @@ pub(crate) fn scorecard(conn: &Conn, id: &str) -> Result<ExitCode> {
         row("  labels", s(&new["accuracy"]["labelled"]), s(&control["accuracy"]["labelled"]));
         row("error rate", pct(&new["latency_errors"]["error_rate"]), pct(&control["latency_errors"]["error_rate"]));
         row("p99 latency µs (median)", s(&new["latency_errors"]["p99_us"]), s(&control["latency_errors"]["p99_us"]));
+        if diff["latency_errors_from"].as_str() == Some("gate decision") {
+            println!("  (error rate and latency as the gate saw them: no device runs the new version now)");
+        }
         let drift = |v: &Value| {
             let features: Vec<String> =
                 v["drifting"].as_array().map(|a| a.iter().map(|f| s(&f["feature"])).collect()).unwrap_or_default();

@@ -281,6 +281,11 @@ async fn a_latency_regression_against_the_control_cohort_stops_the_release_and_r
     assert_eq!(track(&r, "cpu")["counts"]["rolledback"], 3, "{r:#}");
     // The three canaries went back to v2; the other seven never left it.
     wait_for(&client, "/v1/devices", 60, |d| versions(d, "vibration-mlp").get("2") == Some(&10)).await;
+    // With nobody left on v3 the scorecard still compares latency (the gate's figures when the
+    // track's last cohort report has no new-version p99).
+    let card = wait_for(&client, &format!("/v1/rollouts/{id}/scorecard"), 5, |_| true).await;
+    let difference = &card["tracks"][0]["difference"];
+    assert!(difference["p99_ratio"].as_f64().is_some_and(|r| r > 1.5), "{card:#}");
     agents.stop().await;
     shutdown.cancel();
     server.task.await.unwrap().unwrap();

@@ -226,7 +226,14 @@ pub fn scorecard(data: &DriftData<'_>, r: &RolloutRecord) -> Value {
                 (control.feedback.correct, control.feedback.labelled),
                 Z95,
             );
-            let figures = track.cohorts;
+            let decision = r.decisions.get(&track.hardware.to_string());
+            // A track rolled back at its gate has no devices left on the new version, so its
+            // current figures are empty: show the figures the gate decided on instead.
+            let decided = decision.and_then(|d| d.evidence.health.as_deref());
+            let (new_figures, control_figures, latency_from) = match decided {
+                Some(h) if track.cohorts.new.p99_us.is_none() => (h.new, h.control, "gate decision"),
+                _ => (track.cohorts.new, track.cohorts.control, "current cohorts"),
+            };
             let error_view = |f: &crate::rollout::CohortFigures| {
                 json!({
                     "devices": f.devices, "inferences": f.inferences, "errors": f.errors,
@@ -234,24 +241,23 @@ pub fn scorecard(data: &DriftData<'_>, r: &RolloutRecord) -> Value {
                     "ci95": wilson(f.errors, f.inferences, Z95), "p99_us": f.p99_us,
                 })
             };
-            let p99_ratio = match (figures.new.p99_us, figures.control.and_then(|c| c.p99_us)) {
+            let p99_ratio = match (new_figures.p99_us, control_figures.and_then(|c| c.p99_us)) {
                 (Some(n), Some(c)) => Some(f64::from(n) / f64::from(c.max(1))),
                 _ => None,
             };
-            let decision = r.decisions.get(&track.hardware.to_string());
             json!({
                 "hardware": track.hardware.to_string(),
                 "new": {
                     "version_seq": version, "devices_with_windows": new_devices.values().sum::<u32>(),
                     "windows": new.windows, "rows": new.rows,
-                    "accuracy": accuracy_view(&new), "latency_errors": error_view(&figures.new),
+                    "accuracy": accuracy_view(&new), "latency_errors": error_view(&new_figures),
                     "drift_vs_reference": drift_new,
                 },
                 "control": {
                     "version_seq": control_version, "devices_with_windows": control_versions.values().sum::<u32>(),
                     "windows": control.windows, "rows": control.rows,
                     "accuracy": accuracy_view(&control),
-                    "latency_errors": figures.control.as_ref().map(error_view),
+                    "latency_errors": control_figures.as_ref().map(error_view),
                     "drift_vs_reference": drift_control,
                 },
                 "difference": {
@@ -261,6 +267,7 @@ pub fn scorecard(data: &DriftData<'_>, r: &RolloutRecord) -> Value {
                     }),
                     "accuracy_delta_ci95": accuracy_delta,
                     "p99_ratio": p99_ratio,
+                    "latency_errors_from": latency_from,
                     "prediction_shift": prediction_shift,
                 },
                 "gate": decision.map(|d| json!({"decision": d.decision, "health": d.evidence.health})),
