@@ -267,9 +267,11 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
     let birth_disk = disk.clone();
     let birth_generations = generations.clone();
     let birth_counter = settings.data_dir.join("birth.seq");
+    let rebirth = Arc::new(Notify::new());
     let parts = LinkParts {
         uplink: Arc::new(reports.clone()),
         wake,
+        rebirth: rebirth.clone(),
         birth: Box::new(move || Birth {
             device_id: birth_settings.device_id.clone(),
             boot_id,
@@ -371,6 +373,10 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
                 }
                 CommandBody::SetSamplingPolicy(policy) => set_sampling_policy(&policy_drift, &overrides_file, &policy),
                 CommandBody::Ping { .. } => AckResult::Accepted,
+                CommandBody::Rebirth => {
+                    rebirth.notify_one();
+                    AckResult::Accepted
+                }
             };
             if let Err(e) = command_log.record(command.command_id) {
                 warn!(error = %e, "cannot persist the command log");

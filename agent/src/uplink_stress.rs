@@ -55,6 +55,7 @@ pub(crate) fn run(args: UplinkStressArgs) -> anyhow::Result<()> {
         let parts = LinkParts {
             uplink: Arc::new(reports.clone()),
             wake,
+            rebirth: Arc::new(Notify::new()),
             birth: Box::new(move || Birth {
                 device_id: device_id.clone(),
                 boot_id: 1,

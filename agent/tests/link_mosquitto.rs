@@ -58,6 +58,7 @@ fn health(seq: u64) -> Vec<u8> {
 struct Running {
     uplink: Arc<MemoryUplink>,
     wake: Arc<Notify>,
+    rebirth: Arc<Notify>,
     inbound_rx: mpsc::Receiver<Inbound>,
     state_rx: watch::Receiver<LinkState>,
     cancel: CancellationToken,
@@ -71,9 +72,11 @@ fn start(device: &str, namespace: &str, broker: &str, dir: &std::path::Path) -> 
     let (_chunk_tx, chunk_rx) = mpsc::channel(16);
     let (state_tx, state_rx) = watch::channel(LinkState::Disconnected);
     let device_name = device.to_string();
+    let rebirth = Arc::new(Notify::new());
     let parts = LinkParts {
         uplink: uplink.clone(),
         wake: wake.clone(),
+        rebirth: rebirth.clone(),
         birth: Box::new(move || birth(&device_name)),
         inbound_tx,
         chunk_rx,
@@ -81,7 +84,7 @@ fn start(device: &str, namespace: &str, broker: &str, dir: &std::path::Path) -> 
     };
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run(settings(device, namespace, broker, dir), 77, parts, cancel.clone()));
-    Running { uplink, wake, inbound_rx, state_rx, cancel, task }
+    Running { uplink, wake, rebirth, inbound_rx, state_rx, cancel, task }
 }
 
 fn seqs(recorder: &Recorder) -> Vec<u64> {
@@ -121,6 +124,17 @@ async fn birth_presence_commands_and_ordered_acknowledged_uplink() {
         .unwrap();
     let inbound = tokio::time::timeout(Duration::from_secs(5), agent.inbound_rx.recv()).await.unwrap().unwrap();
     assert!(matches!(inbound, Inbound::Command(c) if c == ping));
+
+    // Asked again (the fleet missed it), the link publishes the birth and Online once more.
+    let (births_before, onlines_before) = (births.len(), presence.len());
+    agent.rebirth.notify_one();
+    recorder
+        .wait_for(5, "a second birth and Online", |r| {
+            r.on("/devices/dev-1/birth").len() > births_before && r.on("/devices/dev-1/presence").len() > onlines_before
+        })
+        .await;
+    let presence = recorder.on("/devices/dev-1/presence");
+    assert_eq!(decode::<Presence>(presence.last().unwrap()).unwrap().state, PresenceState::Online);
 
     // Clean shutdown says goodbye with a retained Offline(Shutdown).
     agent.cancel.cancel();

@@ -166,6 +166,7 @@ async fn try_link(dir: &Path, port: u16, ca: &str) -> (bool, bool) {
     let parts = LinkParts {
         uplink: uplink.clone(),
         wake: Arc::new(Notify::new()),
+        rebirth: Arc::new(Notify::new()),
         birth: Box::new(birth),
         inbound_tx,
         chunk_rx,

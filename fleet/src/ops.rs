@@ -533,6 +533,9 @@ fn print_plan(plan: &Value) {
     if let Some(skipped) = plan["skipped_no_variant"].as_object().filter(|m| !m.is_empty()) {
         println!("  skipped (no variant for their hardware): {}", Value::Object(skipped.clone()));
     }
+    if let Some(unborn) = plan["skipped_no_birth"].as_u64().filter(|n| *n > 0) {
+        println!("  skipped: {unborn} device(s) whose birth has not arrived (hardware unknown; asked to send it)");
+    }
     for t in plan["tracks"].as_array().cloned().unwrap_or_default() {
         let stages: Vec<String> = t["stages"]
             .as_array()

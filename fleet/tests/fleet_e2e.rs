@@ -12,7 +12,9 @@ mod common;
 use common::*;
 use edgefleet::client::Client;
 use edgefleet::server::config::{Overrides, ServeConfig};
+use edgefleet_protocol::encode;
 use edgefleet_protocol::hardware::HardwareClass::{Cpu, Gpu};
+use edgefleet_protocol::uplink::{OfflineReason, Presence, PresenceState};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -228,6 +230,90 @@ async fn works_against_an_external_mosquitto_broker() {
     agents.stop().await;
     shutdown.cancel();
     server.task.await.unwrap().unwrap();
+}
+
+/// Agents that connect before the fleet manager subscribes publish births nobody hears
+/// (births are not retained). The fleet manager learns of them from their retained presence
+/// and asks each for its birth again (`Rebirth`), so they get a hardware class and can be
+/// targeted. (The README demo once failed on this: 37 of 40 devices known without hardware.)
+async fn devices_born_before_the_fleet_manager_subscribed(broker: &str, namespace: &str, dir: &std::path::Path) {
+    let early = devices("early", 3, Cpu);
+    let agents = Agents::start(dir, broker, namespace, &early);
+    // Each agent has connected (and published its birth) once its birth counter exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !early.iter().all(|(id, _)| dir.join("agents").join(id).join("birth.seq").exists()) {
+        assert!(std::time::Instant::now() < deadline, "agents did not connect");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (server, shutdown) = start_server(dir, namespace, Some(broker)).await;
+    let client = Client::new(&format!("http://{}", server.http_addr), "frank");
+    let known = wait_for(&client, "/v1/devices", 30, |d| {
+        let d = d.as_array().unwrap();
+        d.len() == 3 && d.iter().all(|d| d["online"] == true && d["hardware"] == "Cpu")
+    })
+    .await;
+    assert_eq!(known.as_array().unwrap().len(), 3);
+    let status = get(&client, "/v1/status").await;
+    assert!(status["counters"]["rebirths_requested"].as_u64().unwrap() >= 3, "{status:#}");
+    assert_eq!(status["without_birth"], 0, "{status:#}");
+
+    // A will that arrives after the reconnected session's Online (rumqttd can publish a
+    // dropped connection's will that late) marks a connected device offline. Forged here: the
+    // device keeps reporting health, so the fleet asks it to announce itself again.
+    let device = get(&client, "/v1/devices/early-00").await;
+    let will = Presence {
+        state: PresenceState::Offline(OfflineReason::ConnectionLost),
+        boot_id: device["boot_id"].as_u64().unwrap(),
+    };
+    let (forger, mut forger_loop) = rumqttc::AsyncClient::new(
+        rumqttc::MqttOptions::new(format!("{namespace}-forger"), broker_host(broker), broker_port(broker)),
+        10,
+    );
+    forger
+        .publish(
+            format!("{namespace}/devices/early-00/presence"),
+            rumqttc::QoS::AtLeastOnce,
+            true,
+            encode(&will).unwrap(),
+        )
+        .await
+        .unwrap();
+    let forging = tokio::spawn(async move { while forger_loop.poll().await.is_ok() {} });
+    let offline = |d: &Value| d["online"] == false;
+    wait_for(&client, "/v1/devices/early-00", 10, offline).await;
+    let back = wait_for(&client, "/v1/devices/early-00", 20, |d| d["online"] == true).await;
+    assert_eq!(back["offline_reason"], Value::Null, "{back:#}");
+    let status = get(&client, "/v1/status").await;
+    assert!(status["counters"]["rebirths_requested"].as_u64().unwrap() >= 4, "{status:#}");
+    forging.abort();
+    agents.stop().await;
+    shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+}
+
+fn broker_host(url: &str) -> String {
+    url.trim_start_matches("mqtt://").rsplit_once(':').unwrap().0.to_string()
+}
+
+fn broker_port(url: &str) -> u16 {
+    url.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_that_connected_before_the_fleet_manager_are_asked_for_their_birth_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = unique_namespace();
+    // The embedded broker on its own, so the agents can be up before the fleet manager is.
+    let broker = edgefleet::server::broker::start("127.0.0.1:0".parse().unwrap(), &namespace, 1 << 20).unwrap();
+    devices_born_before_the_fleet_manager_subscribed(&format!("mqtt://{}", broker.addr), &namespace, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_that_connected_before_the_fleet_manager_are_asked_for_their_birth_mosquitto() {
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = unique_namespace();
+    devices_born_before_the_fleet_manager_subscribed("mqtt://127.0.0.1:1883", &namespace, dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,6 +97,10 @@ pub enum CommandBody {
         /// Echo value.
         nonce: u64,
     },
+    /// Publish `Birth` and `Presence { Online }` again, as after a connect: the fleet manager
+    /// missed this device's birth (it subscribed after the device connected, or its broker
+    /// session was lost) and cannot place the device without it.
+    Rebirth,
 }
 
 /// A command to one device.

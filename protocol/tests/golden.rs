@@ -43,6 +43,18 @@ fn ping_command() {
 
 #[test]
 #[rustfmt::skip]
+fn rebirth_command() {
+    let rebirth = Command { command_id: CommandId(9), issued_at_ms: 1, body: CommandBody::Rebirth };
+    check(rebirth, &[
+        0x01, 0x10, // version 1, kind Command
+        0x09,       // command_id 9
+        0x01,       // issued_at_ms 1
+        0x05,       // body: variant 5 = Rebirth (no fields)
+    ]);
+}
+
+#[test]
+#[rustfmt::skip]
 fn deploy_command() {
     let deploy = Command {
         command_id: CommandId(8),

@@ -36,6 +36,7 @@ fn model_name() -> impl Strategy<Value = ModelName> {
 fn command() -> impl Strategy<Value = Command> {
     let body = prop_oneof![
         any::<u64>().prop_map(|nonce| CommandBody::Ping { nonce }),
+        Just(CommandBody::Rebirth),
         any::<u64>().prop_map(|d| CommandBody::Cancel { deployment_id: DeploymentId(d) }),
         (any::<u64>(), model_name(), any::<u64>(), digest(), any::<u64>(), any::<(u64, u32, u32, u64)>()).prop_map(
             |(

@@ -198,14 +198,34 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         // Registered means its birth arrived (hardware known): a rollout targets only those;
         // the retained online state can come first.
         let devices = api(&client, "/v1/devices", None).await?;
-        let online = devices
-            .as_array()
-            .map_or(0, |a| a.iter().filter(|d| d["online"] == true && !d["hardware"].is_null()).count());
+        let known = devices.as_array().map_or(&[][..], Vec::as_slice);
+        let ready = |d: &Value| d["online"] == true && !d["hardware"].is_null();
+        let online = known.iter().filter(|d| ready(d)).count();
         if online >= options.devices {
             break;
         }
         if registering.elapsed() > Duration::from_secs(120) {
-            bail!("only {online} of {} devices came online in 120 s", options.devices);
+            let heard: Vec<&str> = known.iter().filter_map(|d| d["id"].as_str()).collect();
+            let mut not_ready: Vec<String> = known
+                .iter()
+                .filter(|d| !ready(d))
+                .map(|d| {
+                    let state = if d["online"] == true { "online" } else { "offline" };
+                    let birth = if d["hardware"].is_null() { ", no birth" } else { "" };
+                    format!("{} ({state}{birth})", d["id"].as_str().unwrap_or("?"))
+                })
+                .collect();
+            not_ready.extend(
+                (0..options.devices)
+                    .filter_map(|i| fleet.device_id(i))
+                    .filter(|id| !heard.contains(id))
+                    .map(|id| format!("{id} (never heard from)")),
+            );
+            bail!(
+                "only {online} of {} devices came online in 120 s; not ready: {}",
+                options.devices,
+                not_ready.join(", ")
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

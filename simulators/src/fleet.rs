@@ -349,7 +349,16 @@ impl SimFleet {
             disk: Some(Arc::new(disk)),
             clock,
         };
-        let task = tokio::spawn(edgefleet_agent::daemon::run_embedded(settings, shutdown.clone(), embedding));
+        let agent = edgefleet_agent::daemon::run_embedded(settings, shutdown.clone(), embedding);
+        let device = id.clone();
+        let task = tokio::spawn(async move {
+            let result = agent.await;
+            // A device that cannot start says why (whoever waits for it would only time out).
+            if let Err(e) = &result {
+                tracing::error!(%device, error = format!("{e:#}"), "simulated agent stopped");
+            }
+            result
+        });
         Ok(SimDevice { id, relay, class, seed, shutdown, task })
     }
 

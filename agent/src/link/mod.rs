@@ -2,6 +2,7 @@
 //!
 //! - On every connect: subscribe to this device's command and chunk topics, publish the birth
 //!   message, then retained `Presence::Online` (the last will is `Offline(ConnectionLost)`).
+//!   The same two again when the fleet asks for them (`Rebirth`, via [`LinkParts::rebirth`]).
 //! - Drains the outbox in per-stream sequence order with a bounded in-flight window and
 //!   acknowledges each record to the outbox only on the broker's PUBACK.
 //! - After a disconnect it drops rumqttc's own retransmission queue and resends from the
@@ -67,6 +68,8 @@ pub struct LinkParts {
     pub wake: Arc<Notify>,
     /// Builds a fresh birth message at each connect.
     pub birth: Box<dyn Fn() -> Birth + Send + Sync>,
+    /// Signalled when the fleet asks for the birth again (`CommandBody::Rebirth`).
+    pub rebirth: Arc<Notify>,
     /// Where commands and chunks go.
     pub inbound_tx: mpsc::Sender<Inbound>,
     /// Chunk requests to publish (QoS 0, not through the outbox).
@@ -118,6 +121,14 @@ impl Link {
                 warn!(error = %e, "subscribe request failed");
             }
         }
+        self.announce();
+        let _ = self.parts.state_tx.send(LinkState::Connected);
+        info!(broker = %self.settings.broker.host, "connected");
+        self.fill_window();
+    }
+
+    /// Birth, then retained `Presence::Online`.
+    fn announce(&mut self) {
         let birth = (self.parts.birth)();
         match encode(&birth) {
             Ok(bytes) => {
@@ -129,9 +140,6 @@ impl Link {
         if let Ok(bytes) = encode(&online) {
             self.publish(TopicKind::Presence, bytes, None);
         }
-        let _ = self.parts.state_tx.send(LinkState::Connected);
-        info!(broker = %self.settings.broker.host, "connected");
-        self.fill_window();
     }
 
     fn on_disconnected(&mut self) {
@@ -292,6 +300,7 @@ pub async fn run(settings: Settings, boot_id: u64, mut parts: LinkParts, cancel:
     let poller = tokio::spawn(drive(eventloop, events_tx, backoff, cancel.clone()));
     let mut chunk_rx = std::mem::replace(&mut parts.chunk_rx, mpsc::channel(1).1);
     let wake = parts.wake.clone();
+    let rebirth = parts.rebirth.clone();
     let mut link = Link {
         settings: settings.clone(),
         boot_id,
@@ -319,6 +328,12 @@ pub async fn run(settings: Settings, boot_id: u64, mut parts: LinkParts, cancel:
                 if let Ok(bytes) = encode(&request) {
                     link.publish(TopicKind::ChunkRequest, bytes, None);
                 }
+            }
+            // While disconnected the permit waits: the next connect announces anyway, and the
+            // left-over permit announces once more (a repeated birth is harmless).
+            () = rebirth.notified(), if link.connected => {
+                info!("birth requested by the fleet");
+                link.announce();
             }
             () = wake.notified() => link.fill_window(),
             _ = tick.tick() => link.fill_window(),

@@ -8,6 +8,7 @@ use super::audit::{self, AuditEntry};
 use super::drift::{DeviceDrift, StoredWindow};
 use super::drift_views;
 use super::models::{ModelRecord, model_key};
+use super::rebirth::MissedBirths;
 use super::registry::{Applied, DeviceRecord, Retention, Uplink, describe_ack};
 use super::rollouts::{RequestError, RolloutRecord, RolloutRequest, event_for_state, resolve_targets};
 use super::selector::{Selector, valid_label_key};
@@ -266,6 +267,8 @@ pub struct Counters {
     pub uplinks_ignored: u64,
     /// Commands sent.
     pub commands_sent: u64,
+    /// `Rebirth` commands sent (births the fleet manager missed).
+    pub rebirths_requested: u64,
     /// Storage commits.
     pub commits: u64,
     /// Time spent in storage commits, microseconds.
@@ -323,6 +326,7 @@ pub struct Core {
     sample_seqs: BTreeMap<String, std::collections::VecDeque<u64>>,
     new_samples: Vec<(String, edgefleet_protocol::uplink::SampleBatch)>,
     samples_keep_from: BTreeMap<String, u64>,
+    missed_births: MissedBirths,
 }
 
 /// Sample batches kept per device (at most 32 KiB each: ≤ 2 MiB per device).
@@ -362,6 +366,7 @@ impl Core {
             sample_seqs,
             new_samples: Vec::new(),
             samples_keep_from: BTreeMap::new(),
+            missed_births: MissedBirths::default(),
         };
         // Replaying the stored windows rebuilds each device's persistence state exactly.
         for (device, window) in stored_drift {
@@ -479,7 +484,9 @@ impl Core {
         let now = now_ms();
         let retention = self.cfg.retention;
         let record = self.devices.entry(device.clone()).or_insert_with(|| DeviceRecord::new(device.clone(), now));
-        if record.apply(uplink, now, retention) == Applied::Ignored {
+        let fresh = record.apply(uplink, now, retention) == Applied::Fresh;
+        self.missed_births.observe(record, uplink, fresh, now);
+        if !fresh {
             self.counters.uplinks_ignored += 1;
             return;
         }
@@ -563,6 +570,11 @@ impl Core {
             self.update_cohorts();
         }
         let now = now_ms();
+        for device in self.missed_births.due(now) {
+            let command = Command { command_id: self.new_command_id(), issued_at_ms: now, body: CommandBody::Rebirth };
+            self.counters.rebirths_requested += 1;
+            self.send(&device, &command);
+        }
         for id in self.active_rollout_ids() {
             let Some(r) = self.rollouts.get(&id) else { continue };
             let silent: Vec<DeviceId> = r
@@ -804,6 +816,8 @@ impl Core {
                 "info": self.cfg.info,
                 "devices": self.devices.len(),
                 "online": self.devices.values().filter(|d| d.online).count(),
+                // Heard from, but their birth (hardware class) has not arrived (asked again).
+                "without_birth": self.devices.values().filter(|d| d.hardware.is_none()).count(),
                 "models": self.models.len(),
                 "rollouts": self.rollouts.len(),
                 "active_rollouts": self.active_rollout_ids(),

@@ -10,10 +10,12 @@ use crate::transfer::ObjectStore;
 use edgefleet_protocol::topic::{Namespace, Topic, TopicKind};
 use edgefleet_protocol::transfer::ChunkRequest;
 use edgefleet_protocol::{decode, encode};
-use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS, SubscribeFilter, SubscribeReasonCode,
+};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -35,23 +37,26 @@ pub fn client(host: &str, port: u16, namespace: &Namespace, max_packet_bytes: us
     (client, eventloop)
 }
 
-fn subscriptions(namespace: &Namespace) -> Vec<(String, QoS)> {
-    let leaf = |kind: TopicKind| format!("{namespace}/devices/+/{}", kind.leaf());
+fn subscriptions(namespace: &Namespace) -> Vec<SubscribeFilter> {
+    let leaf = |kind: TopicKind, qos: QoS| SubscribeFilter::new(format!("{namespace}/devices/+/{}", kind.leaf()), qos);
     vec![
-        (leaf(TopicKind::Birth), QoS::AtLeastOnce),
-        (leaf(TopicKind::Presence), QoS::AtLeastOnce),
-        (leaf(TopicKind::Health), QoS::AtLeastOnce),
-        (leaf(TopicKind::Deployment), QoS::AtLeastOnce),
-        (leaf(TopicKind::Ack), QoS::AtLeastOnce),
-        (leaf(TopicKind::Drift), QoS::AtLeastOnce),
-        (leaf(TopicKind::Samples), QoS::AtLeastOnce),
+        leaf(TopicKind::Birth, QoS::AtLeastOnce),
+        leaf(TopicKind::Presence, QoS::AtLeastOnce),
+        leaf(TopicKind::Health, QoS::AtLeastOnce),
+        leaf(TopicKind::Deployment, QoS::AtLeastOnce),
+        leaf(TopicKind::Ack, QoS::AtLeastOnce),
+        leaf(TopicKind::Drift, QoS::AtLeastOnce),
+        leaf(TopicKind::Samples, QoS::AtLeastOnce),
         // Chunk requests are retried by devices: at most once is enough, and needs no ack.
-        (leaf(TopicKind::ChunkRequest), QoS::AtMostOnce),
+        leaf(TopicKind::ChunkRequest, QoS::AtMostOnce),
     ]
 }
 
 /// Polls the event loop until shutdown. Gives up (error) when the broker stays unreachable
 /// for `give_up_after` (used with the embedded broker, whose death means the process is sick).
+/// `subscribed` turns true once the broker has granted the uplink subscriptions (births are not
+/// retained: a device that connects before that is only learned of later, see `Rebirth`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut eventloop: EventLoop,
     client: AsyncClient,
@@ -60,6 +65,7 @@ pub async fn run(
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
     give_up_after: Option<Duration>,
+    subscribed: watch::Sender<bool>,
 ) -> Result<(), String> {
     let mut failing_since: Option<Instant> = None;
     loop {
@@ -90,12 +96,19 @@ pub async fn run(
         match event {
             Event::Incoming(Incoming::ConnAck(ack)) => {
                 info!(session_present = ack.session_present, "connected to the MQTT broker");
-                for (filter, qos) in subscriptions(&namespace) {
-                    if let Err(e) = client.try_subscribe(filter, qos) {
-                        warn!(error = %e, "cannot subscribe");
-                    }
+                // One SUBSCRIBE for all filters: its SUBACK says the fleet hears every stream.
+                if let Err(e) = client.try_subscribe_many(subscriptions(&namespace)) {
+                    warn!(error = %e, "cannot subscribe");
                 }
                 let _ = inputs.send(Input::Connected).await;
+            }
+            Event::Incoming(Incoming::SubAck(ack)) => {
+                let refused = ack.return_codes.iter().filter(|c| matches!(c, SubscribeReasonCode::Failure)).count();
+                if refused == 0 {
+                    subscribed.send_replace(true);
+                } else {
+                    warn!(refused, "the MQTT broker refused uplink subscriptions; device messages will be missed");
+                }
             }
             Event::Incoming(Incoming::Publish(publish)) => {
                 handle_publish(publish, &client, &objects, &inputs).await;

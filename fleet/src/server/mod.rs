@@ -22,6 +22,7 @@ pub mod drift_views;
 pub mod http;
 pub mod link;
 pub mod models;
+pub mod rebirth;
 pub mod registry;
 pub mod rollouts;
 pub mod selector;
@@ -39,7 +40,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 /// A started fleet manager.
 #[derive(Debug)]
@@ -56,6 +57,11 @@ pub struct Running {
 
 /// What `server.json` in the data dir says (for scripts and the CLI).
 pub const SERVER_FILE: &str = "server.json";
+
+/// How long `start` waits for the uplink subscriptions on its own broker (it is up: this is
+/// only the broker thread's scheduling) and on an external one (which may be down).
+const SUBSCRIBE_WAIT_EMBEDDED: Duration = Duration::from_secs(10);
+const SUBSCRIBE_WAIT_EXTERNAL: Duration = Duration::from_secs(3);
 
 /// Starts everything; returns once the broker and the API are listening.
 pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<Running> {
@@ -110,6 +116,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Outbound>();
 
     let give_up = embedded.then_some(Duration::from_secs(30));
+    let (subscribed_tx, mut subscribed) = tokio::sync::watch::channel(false);
     let link_task = tokio::spawn(link::run(
         eventloop,
         client.clone(),
@@ -118,6 +125,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         inputs_tx.clone(),
         shutdown.clone(),
         give_up,
+        subscribed_tx,
     ));
     let publisher = tokio::spawn(link::publisher(client.clone(), out_rx));
 
@@ -154,6 +162,14 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     let http_task = tokio::spawn(async move {
         axum::serve(listener, http::router(state)).with_graceful_shutdown(http_shutdown.cancelled_owned()).await
     });
+
+    // Ready means subscribed: a device that connects earlier has its birth missed (births are
+    // not retained) until the fleet asks for it again. An external broker that is down does not
+    // hold the start up for long; the link keeps trying.
+    let wait = if embedded { SUBSCRIBE_WAIT_EMBEDDED } else { SUBSCRIBE_WAIT_EXTERNAL };
+    if tokio::time::timeout(wait, subscribed.wait_for(|s| *s)).await.is_err() {
+        warn!(broker = %mqtt_url, waited_ms = wait.as_millis() as u64, "not subscribed to device messages yet; starting anyway");
+    }
 
     let task = tokio::spawn(async move {
         let mut link_task = link_task;

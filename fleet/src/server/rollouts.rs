@@ -267,6 +267,9 @@ pub struct Resolved {
     pub targets: Vec<Target>,
     /// Matching devices skipped because the package has no variant for their class.
     pub skipped_no_variant: BTreeMap<HardwareClass, u32>,
+    /// Known devices without a birth yet (hardware class unknown): no selector can place
+    /// them; the fleet has asked them for their birth (`server/rebirth.rs`).
+    pub skipped_no_birth: u32,
 }
 
 /// The devices `selector` picks that the package can serve, in a spread-out but deterministic
@@ -280,7 +283,12 @@ pub fn resolve_targets<'a>(
 ) -> Resolved {
     let mut targets = Vec::new();
     let mut skipped_no_variant = BTreeMap::new();
+    let mut skipped_no_birth = 0;
     for device in devices {
+        if device.hardware.is_none() {
+            skipped_no_birth += 1;
+            continue;
+        }
         if !selector.matches(device) {
             continue;
         }
@@ -296,7 +304,7 @@ pub fn resolve_targets<'a>(
         seed.extend_from_slice(t.device.as_str().as_bytes());
         Digest::sha256(&seed).0
     });
-    Resolved { targets, skipped_no_variant }
+    Resolved { targets, skipped_no_variant, skipped_no_birth }
 }
 
 /// The last gate decision of a track.
@@ -404,4 +412,50 @@ pub fn event_for_state(
         S::RolledBack { reason, .. } => Event::DeviceFailed { device, reason: format!("rolled back: {reason}") },
         S::Cancelled => Event::DeviceFailed { device, reason: "cancelled".into() },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::models::VariantInfo;
+
+    fn device(id: &str, hardware: Option<HardwareClass>) -> DeviceRecord {
+        let mut d = DeviceRecord::new(id.parse().unwrap(), 0);
+        d.hardware = hardware;
+        d
+    }
+
+    #[test]
+    fn targets_are_the_matching_devices_with_a_variant_and_the_rest_is_counted() {
+        let model = ModelRecord {
+            name: "m".into(),
+            version_seq: 2,
+            label: String::new(),
+            package_id: String::new(),
+            head_size: 0,
+            package_size: 0,
+            variants: vec![VariantInfo {
+                hardware: HardwareClass::Cpu,
+                precision: "Fp32".into(),
+                size: 1,
+                digest: String::new(),
+            }],
+            key_id: String::new(),
+            pushed_at_ms: 0,
+            pushed_by: String::new(),
+            drift_reference: Default::default(),
+        };
+        let devices = [
+            device("cpu-1", Some(HardwareClass::Cpu)),
+            device("cpu-2", Some(HardwareClass::Cpu)),
+            device("gpu-1", Some(HardwareClass::Gpu)),
+            device("unborn-1", None),
+        ];
+        let resolved = resolve_targets(1, &"".parse().unwrap(), &model, &devices);
+        let mut ids: Vec<&str> = resolved.targets.iter().map(|t| t.device.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["cpu-1", "cpu-2"]);
+        assert_eq!(resolved.skipped_no_variant, BTreeMap::from([(HardwareClass::Gpu, 1)]));
+        assert_eq!(resolved.skipped_no_birth, 1);
+    }
 }

@@ -244,6 +244,7 @@ pub fn dry_run(
         "already_running": already,
         "offline_now": offline,
         "skipped_no_variant": resolved.skipped_no_variant,
+        "skipped_no_birth": resolved.skipped_no_birth,
         "tracks": tracks,
         "bytes_to_transfer": bytes,
         "estimated_duration_ms": estimate_ms,
