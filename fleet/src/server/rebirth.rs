@@ -58,8 +58,8 @@ impl MissedBirths {
         }
     }
 
-    /// Devices to send a `Rebirth` now: noticed at least [`GRACE_MS`] ago and not asked in the
-    /// last [`REPEAT_MS`] without an answer since.
+    /// Devices to send a `Rebirth` now: noticed at least `GRACE_MS` (2 s) ago and not asked in the
+    /// last `REPEAT_MS` (30 s) without an answer since.
     pub fn due(&mut self, now_ms: u64) -> Vec<DeviceId> {
         self.asked_ms.retain(|_, asked| now_ms.saturating_sub(*asked) < REPEAT_MS);
         let due: Vec<DeviceId> = self
