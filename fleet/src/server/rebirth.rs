@@ -82,30 +82,13 @@ impl MissedBirths {
 mod tests {
     use super::*;
     use crate::server::registry::{Applied, Retention};
-    use edgefleet_protocol::SemVer;
-    use edgefleet_protocol::hardware::{HardwareClass, HardwareInfo};
-    use edgefleet_protocol::uplink::{Birth, Presence};
+    use edgefleet_protocol::uplink::Presence;
 
     const KEEP: Retention = Retention { health: 4, history: 4 };
 
+    /// A birth of agent run `boot_id` (the registry's test device).
     fn birth(boot_id: u64, seq: u64) -> Uplink {
-        Uplink::Birth(Birth {
-            device_id: "d1".parse().unwrap(),
-            boot_id,
-            agent_version: SemVer::new(0, 1, 0),
-            hardware: HardwareInfo {
-                class: HardwareClass::Cpu,
-                cpu_arch: "x86_64".into(),
-                cpu_cores: 2,
-                memory_bytes: 0,
-                gpu: None,
-                accelerator: None,
-            },
-            free_disk_bytes: 0,
-            free_memory_bytes: 0,
-            active_models: Vec::new(),
-            seq,
-        })
+        crate::server::registry::tests::birth(seq, boot_id)
     }
 
     fn online(boot_id: u64) -> Uplink {

@@ -345,7 +345,7 @@ pub fn describe_ack(result: &AckResult) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use edgefleet_protocol::command::CommandId;
     use edgefleet_protocol::hardware::HardwareInfo;
@@ -354,7 +354,8 @@ mod tests {
 
     const KEEP: Retention = Retention { health: 2, history: 2 };
 
-    fn birth(seq: u64, boot_id: u64) -> Uplink {
+    /// A GPU device's birth (also used by `rebirth.rs` tests).
+    pub(crate) fn birth(seq: u64, boot_id: u64) -> Uplink {
         Uplink::Birth(Birth {
             device_id: "d1".parse().unwrap(),
             boot_id,
