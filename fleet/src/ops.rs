@@ -312,7 +312,7 @@ pub(crate) fn print_json(value: &Value) {
 }
 
 fn ms_ago(ms: u64) -> String {
-    let now = edgefleet::server::core::now_ms();
+    let now = edgefleet_protocol::time::unix_now_ms();
     let secs = now.saturating_sub(ms) / 1000;
     match secs {
         0..=119 => format!("{secs}s ago"),

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use edgefleet::client::Client;
-use edgefleet::server::store::FleetDb;
+use edgefleet::server::store::{FleetDb, FleetStore};
 use edgefleet_protocol::hardware::HardwareClass::{Cpu, Gpu};
 use std::process::{Command, Output};
 

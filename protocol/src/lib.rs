@@ -35,7 +35,11 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(feature = "std")]
+pub mod backoff;
 pub mod serial;
+#[cfg(feature = "std")]
+pub mod time;
 
 #[cfg(feature = "alloc")]
 pub mod codec;

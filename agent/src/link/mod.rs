@@ -10,11 +10,10 @@
 //!   `(device, stream, seq)`), waiting a jittered exponential backoff between attempts.
 //! - Routes inbound commands and chunk responses to the agent over bounded channels.
 
-mod backoff;
 mod options;
 mod uplink;
 
-pub use backoff::Backoff;
+pub use edgefleet_protocol::backoff::Backoff;
 pub use options::mqtt_options;
 pub use uplink::{MemoryUplink, UplinkQueue};
 

@@ -1,71 +1,36 @@
-//! The fleet manager's single owner of state: registry, models, rollouts and the audit chain.
-//! Everything that changes state arrives as an [`Input`] (device messages, operator requests,
-//! clock ticks) and is handled in batches: apply every input, commit one storage transaction,
-//! then acknowledge the device messages (MQTT PUBACK), answer the operators and send the
-//! commands the rollouts asked for. So nothing is acknowledged or acted on before it is durable.
+//! The fleet manager's single owner of state: registry, models, rollouts (through the
+//! [`RolloutDriver`]) and the audit chain. Everything that changes state arrives as an
+//! [`Input`] (device messages, operator requests, clock ticks) and is handled in batches
+//! ([`Core::apply_batch`]): apply every input, commit one storage transaction, and only then
+//! acknowledge the device messages (MQTT PUBACK, in the order they arrived), answer the
+//! operators and send the commands. So nothing is acknowledged or acted on before it is
+//! durable. [`Core::run`] is the thin async loop around it.
+//!
+//! Time comes from the [`Clock`] passed in, read once per input; storage is the
+//! [`FleetStore`] passed in (redb in `serve`, memory in tests).
 
 use super::audit::{self, AuditEntry};
+use super::clock::Clock;
+use super::command_ids::CommandIds;
 use super::drift::{DeviceDrift, StoredWindow};
 use super::drift_views;
+pub use super::driver::RolloutOp;
+use super::driver::{AuditNote, DriverError, DriverSettings, Effects, FleetView, RolloutDriver};
 use super::models::{ModelRecord, model_key};
 use super::rebirth::MissedBirths;
-use super::registry::{Applied, DeviceRecord, Retention, Uplink, describe_ack};
-use super::rollouts::{RequestError, RolloutRecord, RolloutRequest, event_for_state, resolve_targets};
+use super::registry::{Applied, DeviceRecord, Retention, Uplink};
+use super::rollouts::{RequestError, RolloutRecord, RolloutRequest, resolve_targets};
 use super::selector::{Selector, valid_label_key};
-use super::store::{Batch, FleetDb, StoreError};
+use super::store::{Batch, FleetStore, StoreError};
 use super::views;
-use crate::rollout::{Action, DeviceState, Event, Rollout, RolloutId, RolloutStatus};
-use edgefleet_protocol::command::{
-    Command, CommandBody, CommandId, DeployCommand, DeploymentId, ProbationBudget, RollbackCommand,
-};
+use crate::rollout::{Rollout, RolloutId};
+use edgefleet_protocol::command::{Command, CommandBody, ProbationBudget};
 use edgefleet_protocol::topic::{Namespace, Topic, TopicKind};
-use edgefleet_protocol::uplink::AckResult;
-use edgefleet_protocol::{DeviceId, Digest, encode};
+use edgefleet_protocol::{DeviceId, encode};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-
-/// Sums a cohort's figures from its devices' latest health reports.
-#[derive(Default)]
-struct CohortSum {
-    members: u32,
-    devices: u32,
-    inferences: u64,
-    errors: u64,
-    p99s: Vec<u32>,
-    labelled: u64,
-    correct: u64,
-}
-
-impl CohortSum {
-    fn add(&mut self, m: &edgefleet_protocol::uplink::ModelHealth) {
-        self.devices += 1;
-        self.inferences += m.inference_count;
-        self.errors += m.error_count;
-        // p99 is over the device's last report window; 0 means the window was empty.
-        if m.latency_p99_us > 0 {
-            self.p99s.push(m.latency_p99_us);
-        }
-    }
-
-    fn figures(mut self) -> crate::rollout::CohortFigures {
-        self.p99s.sort_unstable();
-        crate::rollout::CohortFigures {
-            members: self.members,
-            devices: self.devices,
-            inferences: self.inferences,
-            errors: self.errors,
-            p99_us: self.p99s.get(self.p99s.len() / 2).copied(),
-            labelled: self.labelled,
-            correct: self.correct,
-        }
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// An operator request's failure: an HTTP status and a message that says what to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,21 +58,6 @@ impl ApiError {
 
 /// An operator request's answer.
 pub type ApiResult = Result<Value, ApiError>;
-
-/// Operator commands on a rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RolloutOp {
-    /// Stop dispatching and promoting.
-    Pause,
-    /// Undo pause.
-    Resume,
-    /// Stop for good, leaving devices as they are.
-    Abort,
-    /// Stop and roll every committed device back.
-    Rollback,
-    /// Promote held tracks (all, or the one named), overriding an inconclusive gate.
-    Promote,
-}
 
 /// What operators can ask.
 #[derive(Debug)]
@@ -236,6 +186,18 @@ pub enum Input {
         /// The MQTT publish to acknowledge once durable.
         ack: Option<rumqttc::Publish>,
     },
+    /// A device message the fleet does not take (malformed, on a foreign topic, of a kind it
+    /// does not keep). It still passes through the core so its acknowledgement goes out in
+    /// its place in the order (brokers such as rumqttd drop a client that acknowledges out of
+    /// order).
+    Refused {
+        /// The sender, when the topic names one.
+        device: Option<DeviceId>,
+        /// Why it was refused.
+        reason: String,
+        /// The MQTT publish to acknowledge in order.
+        ack: Option<rumqttc::Publish>,
+    },
     /// An operator request.
     Api {
         /// The request.
@@ -250,12 +212,23 @@ pub enum Input {
 }
 
 /// A command for a device.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outbound {
     /// MQTT topic.
     pub topic: String,
     /// Encoded command.
     pub payload: Vec<u8>,
+}
+
+/// What a batch leaves to do once it is committed, in this order.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Device messages to acknowledge, in arrival order.
+    pub acks: Vec<rumqttc::Publish>,
+    /// Operator answers.
+    pub replies: Vec<(oneshot::Sender<ApiResult>, ApiResult)>,
+    /// Commands to publish.
+    pub outbound: Vec<Outbound>,
 }
 
 /// Counters for `/v1/status` and benchmarks.
@@ -265,8 +238,12 @@ pub struct Counters {
     pub uplinks_applied: u64,
     /// Duplicates and stale messages ignored.
     pub uplinks_ignored: u64,
+    /// Device messages refused (malformed, foreign topic, unknown kind), acknowledged in order.
+    pub uplinks_refused: u64,
     /// Commands sent.
     pub commands_sent: u64,
+    /// Commands dropped because the publisher's queue was full (the broker away or slow).
+    pub commands_dropped: u64,
     /// `Rebirth` commands sent (births the fleet manager missed).
     pub rebirths_requested: u64,
     /// Storage commits.
@@ -306,10 +283,11 @@ pub struct CoreConfig {
 /// The state owner.
 pub struct Core {
     cfg: CoreConfig,
-    db: FleetDb,
+    store: Arc<dyn FleetStore>,
+    clock: Arc<dyn Clock>,
     devices: BTreeMap<DeviceId, DeviceRecord>,
     models: BTreeMap<String, ModelRecord>,
-    rollouts: BTreeMap<u32, RolloutRecord>,
+    driver: RolloutDriver,
     audit_tail: Option<AuditEntry>,
     dirty_devices: BTreeSet<DeviceId>,
     dirty_models: BTreeSet<String>,
@@ -317,47 +295,53 @@ pub struct Core {
     new_audit: Vec<AuditEntry>,
     outbound: Vec<Outbound>,
     counters: Counters,
-    next_command_id: u64,
+    command_ids: CommandIds,
     decided_in_batch: u64,
     health_arrived: bool,
     drift: BTreeMap<DeviceId, DeviceDrift>,
-    new_drift: Vec<(String, StoredWindow)>,
-    drift_keep_from: BTreeMap<String, u64>,
-    sample_seqs: BTreeMap<String, std::collections::VecDeque<u64>>,
-    new_samples: Vec<(String, edgefleet_protocol::uplink::SampleBatch)>,
-    samples_keep_from: BTreeMap<String, u64>,
+    new_drift: Vec<(DeviceId, StoredWindow)>,
+    drift_keep_from: BTreeMap<DeviceId, u64>,
+    sample_seqs: BTreeMap<DeviceId, VecDeque<u64>>,
+    new_samples: Vec<(DeviceId, edgefleet_protocol::uplink::SampleBatch)>,
+    samples_keep_from: BTreeMap<DeviceId, u64>,
     missed_births: MissedBirths,
 }
 
 /// Sample batches kept per device (at most 32 KiB each: ≤ 2 MiB per device).
 const SAMPLE_BATCHES_PER_DEVICE: usize = 64;
 
+/// Inputs handled in one batch at most (one commit each).
+const MAX_BATCH: usize = 1024;
+
 impl Core {
     /// Loads the stored state.
-    pub fn open(cfg: CoreConfig, db: FleetDb) -> Result<Self, StoreError> {
-        let snapshot = db.load()?;
-        let mut seed = [0u8; 8];
-        let _ = getrandom::fill(&mut seed);
-        let stored_drift = snapshot.drift;
-        let mut sample_seqs: BTreeMap<String, std::collections::VecDeque<u64>> = BTreeMap::new();
+    pub fn open(
+        cfg: CoreConfig,
+        store: Arc<dyn FleetStore>,
+        clock: Arc<dyn Clock>,
+        command_ids: CommandIds,
+    ) -> Result<Self, StoreError> {
+        let snapshot = store.load()?;
+        let mut sample_seqs: BTreeMap<DeviceId, VecDeque<u64>> = BTreeMap::new();
         for (device, seq) in snapshot.sample_seqs {
             sample_seqs.entry(device).or_default().push_back(seq);
         }
+        let settings = DriverSettings { unreachable_after_ms: cfg.unreachable_after_ms };
         let mut core = Core {
             devices: snapshot.devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
             models: snapshot.models.into_iter().map(|m| (m.key(), m)).collect(),
-            rollouts: snapshot.rollouts.into_iter().map(|r| (r.id, r)).collect(),
+            driver: RolloutDriver::new(settings, snapshot.rollouts),
             audit_tail: snapshot.audit_tail,
             cfg,
-            db,
+            store,
+            clock,
             dirty_devices: BTreeSet::new(),
             dirty_models: BTreeSet::new(),
             dirty_rollouts: BTreeSet::new(),
             new_audit: Vec::new(),
             outbound: Vec::new(),
             counters: Counters::default(),
-            // Random start (63 bits), then sequential: unique across restarts in practice.
-            next_command_id: u64::from_le_bytes(seed) >> 2,
+            command_ids,
             decided_in_batch: 0,
             health_arrived: false,
             drift: BTreeMap::new(),
@@ -369,13 +353,17 @@ impl Core {
             missed_births: MissedBirths::default(),
         };
         // Replaying the stored windows rebuilds each device's persistence state exactly.
-        for (device, window) in stored_drift {
-            let Ok(id) = device.parse::<DeviceId>() else { continue };
-            core.record_drift(id, window.summary, window.received_ms);
+        for (device, window) in snapshot.drift {
+            core.record_drift(device, window.summary, window.received_ms);
         }
         core.new_drift.clear();
         core.drift_keep_from.clear();
         Ok(core)
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
     }
 
     /// Assesses and keeps one drift window of `device`.
@@ -388,52 +376,40 @@ impl Core {
         let state = self.drift.entry(device.clone()).or_default();
         let stored = state.record(summary, reference, &self.cfg.drift, received_ms, self.cfg.drift_retention).clone();
         if let Some(oldest) = state.windows.front() {
-            self.drift_keep_from.insert(device.to_string(), oldest.summary.seq);
+            self.drift_keep_from.insert(device.clone(), oldest.summary.seq);
         }
-        self.new_drift.push((device.to_string(), stored));
+        self.new_drift.push((device, stored));
     }
 
-    /// Runs until `inputs` closes; `ack` releases a device message, `send` publishes a command.
+    /// Runs until `inputs` closes; `ack` releases a device message, `send` hands a command to
+    /// the publisher without waiting (false: its queue is full and the command was dropped).
+    /// Stops at the first storage failure, acknowledging and answering nothing of that batch.
     pub async fn run(
         mut self,
         mut inputs: mpsc::Receiver<Input>,
         ack: impl Fn(rumqttc::Publish),
-        send: impl Fn(Outbound),
+        send: impl Fn(Outbound) -> bool,
     ) -> Result<(), StoreError> {
         while let Some(first) = inputs.recv().await {
             let started = std::time::Instant::now();
             let mut batch = vec![first];
-            while batch.len() < 1024 {
+            while batch.len() < MAX_BATCH {
                 match inputs.try_recv() {
                     Ok(input) => batch.push(input),
                     Err(_) => break,
                 }
             }
-            let mut acks = Vec::new();
-            let mut replies = Vec::new();
-            for input in batch {
-                match input {
-                    Input::Uplink { device, uplink, ack } => {
-                        self.ingest(device, &uplink);
-                        acks.extend(ack);
-                    }
-                    Input::Api { request, reply } => {
-                        let answer = self.api(request);
-                        replies.push((reply, answer));
-                    }
-                    Input::Tick => self.tick(),
-                    Input::Connected => self.resend_in_flight(),
-                }
-            }
-            self.commit()?;
-            for publish in acks {
+            let settled = self.apply_batch(batch)?;
+            for publish in settled.acks {
                 ack(publish);
             }
-            for (reply, answer) in replies {
+            for (reply, answer) in settled.replies {
                 let _ = reply.send(answer);
             }
-            for out in self.outbound.drain(..) {
-                send(out);
+            for out in settled.outbound {
+                if !send(out) {
+                    self.counters.commands_dropped += 1;
+                }
             }
             if self.decided_in_batch > 0 {
                 let took = started.elapsed().as_micros() as u64;
@@ -446,42 +422,85 @@ impl Core {
         Ok(())
     }
 
+    /// Applies a batch of inputs and commits it; returns what to release, in order. On a
+    /// storage failure nothing of the batch may be released (the caller stops).
+    pub fn apply_batch(&mut self, batch: Vec<Input>) -> Result<Settled, StoreError> {
+        let mut settled = Settled::default();
+        for input in batch {
+            match input {
+                Input::Uplink { device, uplink, ack } => {
+                    self.ingest(device, &uplink);
+                    settled.acks.extend(ack);
+                }
+                Input::Refused { device, reason, ack } => {
+                    self.counters.uplinks_refused += 1;
+                    tracing::debug!(device = ?device.as_ref().map(DeviceId::as_str), %reason, "device message refused");
+                    settled.acks.extend(ack);
+                }
+                Input::Api { request, reply } => {
+                    let answer = self.api(request);
+                    settled.replies.push((reply, answer));
+                }
+                Input::Tick => self.tick(),
+                Input::Connected => {
+                    let effects = self.driver.reconnected(self.clock.now_ms(), &mut self.command_ids);
+                    self.apply(effects);
+                }
+            }
+        }
+        self.commit()?;
+        settled.outbound = std::mem::take(&mut self.outbound);
+        Ok(settled)
+    }
+
     fn commit(&mut self) -> Result<(), StoreError> {
         let batch = Batch {
             devices: self.dirty_devices.iter().filter_map(|id| self.devices.get(id).cloned()).collect(),
             models: self.dirty_models.iter().filter_map(|k| self.models.get(k).cloned()).collect(),
-            rollouts: self.dirty_rollouts.iter().filter_map(|id| self.rollouts.get(id).cloned()).collect(),
+            rollouts: self.dirty_rollouts.iter().filter_map(|id| self.driver.get(*id).cloned()).collect(),
             audit: std::mem::take(&mut self.new_audit),
             drift: std::mem::take(&mut self.new_drift),
             drift_keep_from: std::mem::take(&mut self.drift_keep_from).into_iter().collect(),
             samples: std::mem::take(&mut self.new_samples),
             samples_keep_from: std::mem::take(&mut self.samples_keep_from).into_iter().collect(),
         };
+        self.dirty_devices.clear();
+        self.dirty_models.clear();
+        self.dirty_rollouts.clear();
         if batch.is_empty() {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        self.db.write(&batch)?;
+        self.store.write(&batch)?;
         let took = started.elapsed().as_micros() as u64;
         self.counters.commits += 1;
         self.counters.commit_us_total += took;
         self.counters.commit_us_max = self.counters.commit_us_max.max(took);
-        self.dirty_devices.clear();
-        self.dirty_models.clear();
-        self.dirty_rollouts.clear();
         Ok(())
     }
 
     fn audit(&mut self, actor: &str, action: &str, subject: String, detail: Value) {
-        let entry = audit::next_entry(self.audit_tail.as_ref(), now_ms(), actor, action, &subject, detail);
+        let entry = audit::next_entry(self.audit_tail.as_ref(), self.clock.now_ms(), actor, action, &subject, detail);
         self.audit_tail = Some(entry.clone());
         self.new_audit.push(entry);
+    }
+
+    /// Carries out what the rollout driver asked for (after the commit, by `apply_batch`).
+    fn apply(&mut self, effects: Effects) {
+        for AuditNote { actor, action, subject, detail } in effects.audit {
+            self.audit(&actor, action, subject, detail);
+        }
+        for (device, command) in &effects.commands {
+            self.send(device, command);
+        }
+        self.dirty_rollouts.extend(effects.writes);
+        self.decided_in_batch += effects.gate_decisions;
     }
 
     // ---- device messages -------------------------------------------------------------------
 
     fn ingest(&mut self, device: DeviceId, uplink: &Uplink) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let retention = self.cfg.retention;
         let record = self.devices.entry(device.clone()).or_insert_with(|| DeviceRecord::new(device.clone(), now));
         let fresh = record.apply(uplink, now, retention) == Applied::Fresh;
@@ -492,268 +511,56 @@ impl Core {
         }
         self.counters.uplinks_applied += 1;
         self.dirty_devices.insert(device.clone());
-        match uplink {
-            Uplink::Birth(_) => {
-                // A device that (re)connected mid-deployment may have missed its command.
-                let ids: Vec<u32> = self.active_rollout_ids();
-                for id in ids {
-                    let in_flight = self.rollouts.get(&id).and_then(|r| r.machine.device_state(&device));
-                    if matches!(in_flight, Some(DeviceState::Dispatched | DeviceState::Installing)) {
-                        self.send_deploy(id, &device);
-                    }
-                }
+        let ids = &mut self.command_ids;
+        let effects = match uplink {
+            // A device that (re)connected mid-deployment may have missed its command.
+            Uplink::Birth(_) => self.driver.on_birth(&device, now, ids),
+            Uplink::Deployment(status) => self.driver.on_deployment(&device, status, now, ids),
+            Uplink::Ack(ack) => self.driver.on_ack(&device, ack, now, ids),
+            Uplink::Health(_) => {
+                self.health_arrived = true;
+                return;
             }
-            Uplink::Deployment(status) => {
-                let id = (status.deployment_id.0 >> 32) as u32;
-                let Some(r) = self.rollouts.get_mut(&id) else { return };
-                if r.machine.deployment_id_of(&device) != Some(status.deployment_id) {
-                    return;
-                }
-                let current = r.machine.device_state(&device);
-                r.last_heard_ms.insert(device.to_string(), now);
-                if let Some(event) = event_for_state(&device, &status.state, current) {
-                    if let Event::DeviceFailed { reason, .. } = &event {
-                        r.failures.insert(device.to_string(), reason.clone());
-                    }
-                    if matches!(event, Event::DeviceCommitted { .. } | Event::DeviceFailed { .. }) {
-                        r.last_heard_ms.remove(device.as_str());
-                    }
-                    self.handle_rollout(id, event);
-                }
-                self.dirty_rollouts.insert(id);
-            }
-            Uplink::Ack(ack) => {
-                let found = self.rollouts.iter().find(|(_, r)| r.commands.contains_key(&ack.command_id.0));
-                let Some((&id, _)) = found else { return };
-                if let AckResult::Rejected(reason) = &ack.result {
-                    let reason = format!("command {}", describe_ack(&AckResult::Rejected(reason.clone())));
-                    if let Some(r) = self.rollouts.get_mut(&id) {
-                        r.failures.insert(device.to_string(), reason.clone());
-                        r.last_heard_ms.remove(device.as_str());
-                    }
-                    self.handle_rollout(id, Event::DeviceFailed { device, reason });
-                } else if let Some(r) = self.rollouts.get_mut(&id)
-                    && r.last_heard_ms.contains_key(device.as_str())
-                {
-                    r.last_heard_ms.insert(device.to_string(), now);
-                    self.dirty_rollouts.insert(id);
-                }
-            }
-            Uplink::Health(_) => self.health_arrived = true,
             Uplink::Drift(summary) => {
                 self.record_drift(device, (**summary).clone(), now);
                 // Feedback counts feed the scorecards' accuracy and the accuracy gate.
                 self.health_arrived = true;
+                return;
             }
             Uplink::Samples(batch) => {
                 // Kept for retraining datasets (`edgefleet samples export`), newest 64 per device.
-                let seqs = self.sample_seqs.entry(device.to_string()).or_default();
+                let seqs = self.sample_seqs.entry(device.clone()).or_default();
                 seqs.push_back(batch.seq);
                 while seqs.len() > SAMPLE_BATCHES_PER_DEVICE {
                     seqs.pop_front();
                 }
                 if let Some(oldest) = seqs.front() {
-                    self.samples_keep_from.insert(device.to_string(), *oldest);
+                    self.samples_keep_from.insert(device.clone(), *oldest);
                 }
-                self.new_samples.push((device.to_string(), (**batch).clone()));
+                self.new_samples.push((device, (**batch).clone()));
+                return;
             }
-            Uplink::Presence(_) => {}
-        }
-    }
-
-    fn active_rollout_ids(&self) -> Vec<u32> {
-        self.rollouts.iter().filter(|(_, r)| r.finished_at_ms.is_none()).map(|(&id, _)| id).collect()
+            Uplink::Presence(_) => return,
+        };
+        self.apply(effects);
     }
 
     fn tick(&mut self) {
-        if std::mem::take(&mut self.health_arrived) {
-            self.update_cohorts();
-        }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for device in self.missed_births.due(now) {
-            let command = Command { command_id: self.new_command_id(), issued_at_ms: now, body: CommandBody::Rebirth };
+            let command =
+                Command { command_id: self.command_ids.next_id(), issued_at_ms: now, body: CommandBody::Rebirth };
             self.counters.rebirths_requested += 1;
             self.send(&device, &command);
         }
-        for id in self.active_rollout_ids() {
-            let Some(r) = self.rollouts.get(&id) else { continue };
-            let silent: Vec<DeviceId> = r
-                .last_heard_ms
-                .iter()
-                .filter(|(_, heard)| now.saturating_sub(**heard) >= self.cfg.unreachable_after_ms)
-                .filter_map(|(d, _)| d.parse::<DeviceId>().ok())
-                .filter(|d| {
-                    matches!(r.machine.device_state(d), Some(DeviceState::Dispatched | DeviceState::Installing))
-                })
-                .collect();
-            for device in silent {
-                if let Some(r) = self.rollouts.get_mut(&id) {
-                    r.last_heard_ms.remove(device.as_str());
-                }
-                self.handle_rollout(id, Event::DeviceUnreachable { device });
-            }
-            self.handle_rollout(id, Event::Tick { now_ms: now });
-        }
-    }
-
-    /// Recomputes the cohort figures of every running rollout with a health gate from the
-    /// devices' latest health reports, and tells the machine when they changed.
-    fn update_cohorts(&mut self) {
-        for id in self.active_rollout_ids() {
-            let Some(r) = self.rollouts.get(&id) else { continue };
-            if r.machine.plan().health.is_none() || r.machine.status() != RolloutStatus::Running {
-                continue;
-            }
-            let model = r.machine.plan().model.to_string();
-            let version = r.machine.plan().version_seq;
-            let mut events = Vec::new();
-            for track in r.machine.tracks() {
-                let (mut new, mut control) = (CohortSum::default(), CohortSum::default());
-                for (target, state) in r.machine.targets().filter(|(t, _)| t.hardware == track.hardware) {
-                    let Some(device) = self.devices.get(&target.device) else { continue };
-                    // The agent reports every version it served since it started; pick the
-                    // one that matters: the new version for the new cohort, the served one for
-                    // the control cohort.
-                    let (cohort, wanted) = match state {
-                        DeviceState::Committed => (&mut new, version),
-                        DeviceState::Pending => match device.served_version(&model) {
-                            Some(v) if v != version => (&mut control, v),
-                            _ => continue,
-                        },
-                        _ => continue,
-                    };
-                    cohort.members += 1;
-                    if let Some(drift) = self.drift.get(&target.device) {
-                        let feedback = drift.feedback(&model, wanted, r.created_at_ms);
-                        cohort.labelled += feedback.labelled;
-                        cohort.correct += feedback.correct;
-                    }
-                    if let Some(figures) = device
-                        .health
-                        .back()
-                        .and_then(|h| h.models.iter().find(|m| m.name.as_str() == model && m.version_seq == wanted))
-                    {
-                        cohort.add(figures);
-                    }
-                }
-                let (new, control) = (new.figures(), control.figures());
-                let unchanged =
-                    track.cohorts.new == new && (control.devices == 0 || track.cohorts.control == Some(control));
-                if !unchanged {
-                    events.push(Event::CohortHealth { track: track.hardware, new, control });
-                }
-            }
-            for event in events {
-                self.handle_rollout(id, event);
-            }
-        }
-    }
-
-    fn resend_in_flight(&mut self) {
-        let now = now_ms();
-        for id in self.active_rollout_ids() {
-            let Some(r) = self.rollouts.get_mut(&id) else { continue };
-            if r.machine.status() != RolloutStatus::Running {
-                continue;
-            }
-            let devices = r.in_flight();
-            // The fleet manager was away: give every in-flight device a fresh silence budget.
-            for d in &devices {
-                r.last_heard_ms.insert(d.to_string(), now);
-            }
-            for device in devices {
-                self.send_deploy(id, &device);
-            }
-            self.dirty_rollouts.insert(id);
-        }
-    }
-
-    // ---- rollouts -------------------------------------------------------------------------
-
-    /// Feeds `event` to rollout `id` and carries out the actions.
-    fn handle_rollout(&mut self, id: u32, event: Event) {
-        let Some(r) = self.rollouts.get_mut(&id) else { return };
-        let is_tick = matches!(event, Event::Tick { .. });
-        let actions = r.machine.handle(event);
-        if actions.is_empty() && is_tick {
-            return; // a tick that changed nothing but the clock: not worth a write
-        }
-        self.dirty_rollouts.insert(id);
-        let now = now_ms();
-        for action in actions {
-            if let Some(r) = self.rollouts.get_mut(&id) {
-                r.note_decision(&action, now);
-            }
-            self.perform(id, action);
-        }
-        if let Some(r) = self.rollouts.get_mut(&id)
-            && r.finished_at_ms.is_none()
-            && matches!(
-                r.machine.status(),
-                RolloutStatus::Completed | RolloutStatus::Stopped | RolloutStatus::Aborted | RolloutStatus::RolledBack
-            )
-        {
-            r.finished_at_ms = Some(now);
-            r.last_heard_ms.clear();
-        }
-    }
-
-    fn perform(&mut self, id: u32, action: Action) {
-        let subject = format!("rollout/{id}");
-        if matches!(
-            action,
-            Action::Promoted { .. }
-                | Action::TrackCompleted { .. }
-                | Action::TrackRolledBack { .. }
-                | Action::Paused { track: Some(_), .. }
-        ) {
-            self.decided_in_batch += 1;
-        }
-        match action {
-            Action::Dispatch { device, deployment_id: _ } => {
-                if let Some(r) = self.rollouts.get_mut(&id) {
-                    r.last_heard_ms.insert(device.to_string(), now_ms());
-                }
-                self.send_deploy(id, &device);
-            }
-            Action::RollBackDevice { device } => self.send_rollback(id, &device),
-            Action::Promoted { track, stage, evidence } => {
-                let detail = json!({"track": track, "stage": stage + 1, "evidence": evidence});
-                self.audit("edgefleet", "rollout.promote", subject, detail);
-            }
-            Action::TrackCompleted { track, evidence } => {
-                self.audit(
-                    "edgefleet",
-                    "rollout.track_completed",
-                    subject,
-                    json!({"track": track, "evidence": evidence}),
-                );
-            }
-            Action::Held { track, reason, evidence } => {
-                let detail = json!({"track": track, "reason": format!("{reason:?}"), "evidence": evidence});
-                self.audit("edgefleet", "rollout.hold", subject, detail);
-            }
-            Action::Paused { track, reason, evidence } => {
-                let detail = json!({"track": track, "reason": format!("{reason:?}"), "evidence": evidence});
-                let action = if track.is_some() { "rollout.gate_failed" } else { "rollout.paused" };
-                self.audit("edgefleet", action, subject, detail);
-            }
-            Action::TrackRolledBack { track, evidence } => {
-                let detail = json!({"track": track, "reason": "gate failed; committed devices told to roll back", "evidence": evidence});
-                self.audit("edgefleet", "rollout.gate_failed_rollback", subject, detail);
-            }
-            Action::Completed => self.audit("edgefleet", "rollout.completed", subject, json!({})),
-            Action::Aborted => self.audit("edgefleet", "rollout.stopped", subject, json!({})),
-        }
+        let fleet = std::mem::take(&mut self.health_arrived)
+            .then_some(FleetView { devices: &self.devices, drift: &self.drift });
+        let effects = self.driver.tick(now, fleet, &mut self.command_ids);
+        self.apply(effects);
     }
 
     fn command_topic(&self, device: &DeviceId) -> String {
         Topic::new(&self.cfg.namespace, device, TopicKind::Command).to_string()
-    }
-
-    fn new_command_id(&mut self) -> CommandId {
-        self.next_command_id = self.next_command_id.wrapping_add(1) & (u64::MAX >> 1);
-        CommandId(self.next_command_id)
     }
 
     fn send(&mut self, device: &DeviceId, command: &Command) {
@@ -764,48 +571,6 @@ impl Core {
             }
             Err(e) => tracing::error!(error = %e, "cannot encode a command"),
         }
-    }
-
-    fn send_deploy(&mut self, id: u32, device: &DeviceId) {
-        let command_id = self.new_command_id();
-        let Some(r) = self.rollouts.get_mut(&id) else { return };
-        let Some(deployment_id) = r.machine.deployment_id_of(device) else { return };
-        let Ok(package_id) = r.package_id.parse::<Digest>() else { return };
-        r.commands.insert(command_id.0, device.to_string());
-        let plan = r.machine.plan();
-        let command = Command {
-            command_id,
-            issued_at_ms: now_ms(),
-            body: CommandBody::Deploy(DeployCommand {
-                deployment_id,
-                model: plan.model.clone(),
-                version_seq: plan.version_seq,
-                package_id,
-                head_size: r.head_size,
-                probation: r.probation,
-                downgrade: None,
-            }),
-        };
-        self.dirty_rollouts.insert(id);
-        self.send(device, &command);
-    }
-
-    fn send_rollback(&mut self, id: u32, device: &DeviceId) {
-        let command_id = self.new_command_id();
-        let Some(r) = self.rollouts.get_mut(&id) else { return };
-        let deployment_id = r.machine.deployment_id_of(device).unwrap_or(DeploymentId(0));
-        r.commands.insert(command_id.0, device.to_string());
-        let command = Command {
-            command_id,
-            issued_at_ms: now_ms(),
-            body: CommandBody::Rollback(RollbackCommand {
-                deployment_id,
-                model: r.machine.plan().model.clone(),
-                to_version_seq: None,
-                reason: format!("rollout {id} rolled back"),
-            }),
-        };
-        self.send(device, &command);
     }
 
     // ---- operator requests ----------------------------------------------------------------
@@ -819,8 +584,8 @@ impl Core {
                 // Heard from, but their birth (hardware class) has not arrived (asked again).
                 "without_birth": self.devices.values().filter(|d| d.hardware.is_none()).count(),
                 "models": self.models.len(),
-                "rollouts": self.rollouts.len(),
-                "active_rollouts": self.active_rollout_ids(),
+                "rollouts": self.driver.records().count(),
+                "active_rollouts": self.driver.records().filter(|r| r.finished_at_ms.is_none()).map(|r| r.id).collect::<Vec<_>>(),
                 "audit_entries": self.audit_tail.as_ref().map_or(0, |e| e.seq + 1),
                 "counters": self.counters,
             })),
@@ -855,10 +620,10 @@ impl Core {
             }
             ApiRequest::CreateRollout { request, dry_run, actor } => self.create_rollout(request, dry_run, &actor),
             ApiRequest::ListRollouts => {
-                Ok(json!(self.rollouts.values().map(views::rollout_summary).collect::<Vec<_>>()))
+                Ok(json!(self.driver.records().map(views::rollout_summary).collect::<Vec<_>>()))
             }
             ApiRequest::ShowRollout { id } => {
-                let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
+                let r = self.driver.get(id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
                 Ok(views::rollout_detail(r))
             }
             ApiRequest::OperateRollout { id, op: RolloutOp::Promote, actor, reason, track } => {
@@ -908,8 +673,8 @@ impl Core {
                     self.devices.values().filter(|d| selector.matches(d)).map(|d| d.id.clone()).collect();
                 for device in &targets {
                     let command = Command {
-                        command_id: self.new_command_id(),
-                        issued_at_ms: now_ms(),
+                        command_id: self.command_ids.next_id(),
+                        issued_at_ms: self.clock.now_ms(),
                         body: CommandBody::SetSamplingPolicy(policy.clone()),
                     };
                     self.send(device, &command);
@@ -924,8 +689,8 @@ impl Core {
             }
             ApiRequest::Samples { model, device, limit } => {
                 let batches = self
-                    .db
-                    .samples(&model, device.as_deref(), limit.min(100_000))
+                    .store
+                    .samples(&model, device.and_then(|d| d.parse().ok()).as_ref(), limit.min(100_000))
                     .map_err(|e| ApiError { status: 500, message: e.to_string() })?;
                 let records: Vec<Value> = batches
                     .iter()
@@ -942,12 +707,12 @@ impl Core {
                 Ok(json!(records))
             }
             ApiRequest::Scorecard { id } => {
-                let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
+                let r = self.driver.get(id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
                 Ok(drift_views::scorecard(&self.drift_data(), r))
             }
             ApiRequest::Audit { from, limit } => {
                 let entries = self
-                    .db
+                    .store
                     .audit(from, limit.min(10_000))
                     .map_err(|e| ApiError { status: 500, message: e.to_string() })?;
                 Ok(json!(entries))
@@ -1026,15 +791,13 @@ impl Core {
             })
         })?;
         let selector: Selector = request.select.parse().map_err(ApiError::bad_request)?;
-        if let Some(running) =
-            self.rollouts.values().find(|r| r.finished_at_ms.is_none() && r.request.model == request.model)
-        {
+        if let Some(running) = self.driver.active_for_model(&request.model) {
             return Err(ApiError::conflict(format!(
                 "rollout {} of {} is still active; wait for it, or `edgefleet rollout abort {}`",
                 running.id, request.model, running.id
             )));
         }
-        let id = self.rollouts.keys().next_back().map_or(1, |last| last + 1);
+        let id = self.driver.next_id();
         let resolved = resolve_targets(id, &selector, model, self.devices.values());
         let machine = Rollout::new(RolloutId(id), plan, resolved.targets.clone())
             .map_err(|e| ApiError::bad_request(RequestError::from(e)))?;
@@ -1042,55 +805,34 @@ impl Core {
         if dry_run {
             return Ok(json!({"dry_run": true, "plan": summary}));
         }
-        let package_id = model.package_id.clone();
+        let package_id = model.package_id.parse().map_err(|e| {
+            ApiError::conflict(format!("model {key} has an unreadable package id {:?}: {e}", model.package_id))
+        })?;
         let head_size = model.head_size;
         let record = RolloutRecord {
             id,
             request: request.clone(),
             created_by: actor.to_string(),
-            created_at_ms: now_ms(),
+            created_at_ms: self.clock.now_ms(),
             finished_at_ms: None,
             package_id,
             head_size,
             probation,
             machine,
             last_heard_ms: BTreeMap::new(),
-            commands: BTreeMap::new(),
+            latest_commands: BTreeMap::new(),
             decisions: BTreeMap::new(),
             failures: BTreeMap::new(),
         };
-        self.rollouts.insert(id, record);
-        self.dirty_rollouts.insert(id);
         self.audit(actor, "rollout.create", format!("rollout/{id}"), json!({"request": request, "plan": summary}));
-        self.handle_rollout(id, Event::Tick { now_ms: now_ms() });
-        self.handle_rollout(id, Event::Start);
+        let effects = self.driver.start(record, self.clock.now_ms(), &mut self.command_ids);
+        self.apply(effects);
         Ok(json!({"id": id, "dry_run": false, "plan": summary}))
     }
 
     fn operate(&mut self, id: u32, op: RolloutOp, actor: &str, reason: &str) -> ApiResult {
-        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-        let status = r.machine.status();
-        let (event, name) = match op {
-            RolloutOp::Pause if matches!(status, RolloutStatus::Created | RolloutStatus::Running) => {
-                (Event::Pause, "rollout.pause")
-            }
-            RolloutOp::Resume if status == RolloutStatus::Paused => (Event::Resume, "rollout.resume"),
-            RolloutOp::Abort if r.finished_at_ms.is_none() => (Event::Abort, "rollout.abort"),
-            RolloutOp::Rollback if !matches!(status, RolloutStatus::Aborted | RolloutStatus::RolledBack) => {
-                (Event::Rollback, "rollout.rollback")
-            }
-            _ => {
-                return Err(ApiError::conflict(format!("rollout {id} is {status:?}: cannot {op:?} it")));
-            }
-        };
-        self.audit(actor, name, format!("rollout/{id}"), json!({"reason": reason, "status_before": status}));
-        self.handle_rollout(id, event);
-        if op == RolloutOp::Resume {
-            // Devices may have answered while paused: re-evaluate right away.
-            self.handle_rollout(id, Event::Tick { now_ms: now_ms() });
-        }
-        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-        Ok(views::rollout_detail(r))
+        let effects = self.driver.operate(id, op, actor, reason, self.clock.now_ms(), &mut self.command_ids);
+        self.operated(id, effects)
     }
 
     fn promote(
@@ -1100,27 +842,17 @@ impl Core {
         actor: &str,
         reason: &str,
     ) -> ApiResult {
-        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-        let held: Vec<_> = r
-            .machine
-            .tracks()
-            .iter()
-            .filter(|t| track.is_none_or(|hw| hw == t.hardware))
-            .filter(|t| matches!(t.phase, crate::rollout::machine::TrackPhase::Gating { last: Some(_) }))
-            .map(|t| (t.hardware, t.stage, r.decisions.get(&t.hardware.to_string()).cloned()))
-            .collect();
-        if held.is_empty() || r.machine.status() != RolloutStatus::Running {
-            return Err(ApiError::conflict(format!(
-                "rollout {id}: no running track is held at a gate{}; promote only overrides a holding gate, never a failed one",
-                track.map(|t| format!(" on {t}")).unwrap_or_default()
-            )));
+        let effects = self.driver.promote(id, track, actor, reason, self.clock.now_ms(), &mut self.command_ids);
+        self.operated(id, effects)
+    }
+
+    fn operated(&mut self, id: u32, effects: Result<Effects, DriverError>) -> ApiResult {
+        match effects {
+            Ok(effects) => self.apply(effects),
+            Err(e @ DriverError::UnknownRollout(_)) => return Err(ApiError::not_found(e)),
+            Err(e) => return Err(ApiError::conflict(e)),
         }
-        for (hw, stage, decision) in held {
-            let detail = json!({"track": hw, "stage": stage + 1, "reason": reason, "overridden": decision});
-            self.audit(actor, "rollout.promote_override", format!("rollout/{id}"), detail);
-            self.handle_rollout(id, Event::Promote { track: hw, stage });
-        }
-        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
+        let r = self.driver.get(id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
         Ok(views::rollout_detail(r))
     }
 
@@ -1128,7 +860,7 @@ impl Core {
         let mut all = Vec::new();
         let mut from = 0;
         loop {
-            let page = self.db.audit(from, 10_000).map_err(|e| ApiError { status: 500, message: e.to_string() })?;
+            let page = self.store.audit(from, 10_000).map_err(|e| ApiError { status: 500, message: e.to_string() })?;
             let Some(last) = page.last() else { break };
             from = last.seq + 1;
             all.extend(page);

@@ -145,7 +145,7 @@ async fn label_device(State(s): State<HttpState>, Path(id): Path<String>, header
 async fn push_model(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Answer {
     let who = actor(&headers);
     let (trust, dir, objects) = (s.trust_store.clone(), s.data_dir.clone(), s.objects.clone());
-    let now = super::core::now_ms();
+    let now = edgefleet_protocol::time::unix_now_ms();
     let stored = tokio::task::spawn_blocking(move || {
         let record = verify_and_store(&body, &trust, &dir, now, &who)?;
         // On disk and downloadable before any device can be told about it.

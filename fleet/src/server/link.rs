@@ -7,11 +7,12 @@
 use super::core::{Input, Outbound};
 use super::registry::decode_uplink;
 use crate::transfer::ObjectStore;
+use edgefleet_protocol::backoff::Backoff;
 use edgefleet_protocol::topic::{Namespace, Topic, TopicKind};
 use edgefleet_protocol::transfer::ChunkRequest;
 use edgefleet_protocol::{decode, encode};
 use rumqttc::{
-    AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS, SubscribeFilter, SubscribeReasonCode,
+    AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, Publish, QoS, SubscribeFilter, SubscribeReasonCode,
 };
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -52,10 +53,22 @@ fn subscriptions(namespace: &Namespace) -> Vec<SubscribeFilter> {
     ]
 }
 
+/// Reconnect delays after a lost broker connection (jittered, so the fleet manager and its
+/// devices do not hammer a broker that comes back in lockstep).
+const RECONNECT_MIN: Duration = Duration::from_millis(200);
+const RECONNECT_MAX: Duration = Duration::from_secs(10);
+
+/// How long a clean disconnect at shutdown may take before the link gives up on it.
+const DISCONNECT_WAIT: Duration = Duration::from_secs(2);
+
 /// Polls the event loop until shutdown. Gives up (error) when the broker stays unreachable
 /// for `give_up_after` (used with the embedded broker, whose death means the process is sick).
 /// `subscribed` turns true once the broker has granted the uplink subscriptions (births are not
 /// retained: a device that connects before that is only learned of later, see `Rebirth`).
+///
+/// `EventLoop::poll` is not cancellation-safe in the middle of a connect or a write, so a
+/// poll in progress is never dropped while connected: shutdown asks for a clean DISCONNECT
+/// and keeps polling until it has gone out.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut eventloop: EventLoop,
@@ -68,33 +81,58 @@ pub async fn run(
     subscribed: watch::Sender<bool>,
 ) -> Result<(), String> {
     let mut failing_since: Option<Instant> = None;
+    let mut backoff = Backoff::new(RECONNECT_MIN, RECONNECT_MAX);
+    let mut connected = false;
+    let mut disconnect_deadline: Option<tokio::time::Instant> = None;
     loop {
-        let event = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            event = eventloop.poll() => event,
+        let polled = {
+            let poll = eventloop.poll();
+            tokio::pin!(poll);
+            loop {
+                let deadline = disconnect_deadline.unwrap_or_else(|| tokio::time::Instant::now() + DISCONNECT_WAIT);
+                tokio::select! {
+                    biased;
+                    polled = &mut poll => break polled,
+                    () = shutdown.cancelled(), if disconnect_deadline.is_none() => {
+                        if !connected {
+                            return Ok(()); // abandoning a connect attempt is harmless
+                        }
+                        disconnect_deadline = Some(tokio::time::Instant::now() + DISCONNECT_WAIT);
+                        let _ = client.try_disconnect();
+                    }
+                    () = tokio::time::sleep_until(deadline), if disconnect_deadline.is_some() => return Ok(()),
+                }
+            }
         };
-        let event = match event {
+        let event = match polled {
             Ok(event) => {
                 failing_since = None;
                 event
             }
             Err(e) => {
+                connected = false;
+                if disconnect_deadline.is_some() {
+                    return Ok(());
+                }
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if let Some(limit) = give_up_after
                     && since.elapsed() > limit
                 {
                     return Err(format!("the MQTT broker has been unreachable for {}s: {e}", limit.as_secs()));
                 }
-                warn!(error = %e, "MQTT connection lost; retrying");
+                let delay = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT connection lost; retrying");
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    () = tokio::time::sleep(delay) => {}
                 }
                 continue;
             }
         };
         match event {
             Event::Incoming(Incoming::ConnAck(ack)) => {
+                connected = true;
+                backoff.reset();
                 info!(session_present = ack.session_present, "connected to the MQTT broker");
                 // One SUBSCRIBE for all filters: its SUBACK says the fleet hears every stream.
                 if let Err(e) = client.try_subscribe_many(subscriptions(&namespace)) {
@@ -113,29 +151,35 @@ pub async fn run(
             Event::Incoming(Incoming::Publish(publish)) => {
                 handle_publish(publish, &client, &objects, &inputs).await;
             }
+            Event::Outgoing(Outgoing::Disconnect) => return Ok(()),
             _ => {}
         }
     }
 }
 
+/// Decodes one device message and hands it to the core. Every QoS 1 message goes through the
+/// core, the refused ones too, so acknowledgements leave in arrival order.
 async fn handle_publish(
     publish: Publish,
     client: &AsyncClient,
     objects: &Arc<RwLock<ObjectStore>>,
     inputs: &mpsc::Sender<Input>,
 ) {
-    let release = |p: &Publish| {
-        if p.qos != QoS::AtMostOnce {
-            let _ = client.try_ack(p);
-        }
-    };
+    let ack = |p: Publish| (p.qos != QoS::AtMostOnce).then_some(p);
     let Ok(topic) = publish.topic.parse::<Topic>() else {
         debug!(topic = %publish.topic, "ignoring a message on a foreign topic");
-        release(&publish);
+        let reason = "not an Edgefleet device topic".to_string();
+        let _ = inputs.send(Input::Refused { device: None, reason, ack: ack(publish) }).await;
         return;
     };
     if topic.kind == TopicKind::ChunkRequest {
-        release(&publish);
+        // QoS 0 (subscribed at most once): nothing to acknowledge, no state to change.
+        if publish.qos != QoS::AtMostOnce {
+            let reason = "chunk request above QoS 0".to_string();
+            let _ = inputs
+                .send(Input::Refused { device: Some(topic.device.clone()), reason, ack: Some(publish.clone()) })
+                .await;
+        }
         let Ok(request) = decode::<ChunkRequest>(&publish.payload) else {
             warn!(device = %topic.device, "malformed chunk request ignored");
             return;
@@ -151,22 +195,32 @@ async fn handle_publish(
         }
         return;
     }
-    match decode_uplink(topic.kind, &publish.payload) {
-        Ok(Some(uplink)) => {
-            let device = topic.device.clone();
-            let _ = inputs.send(Input::Uplink { device, uplink, ack: Some(publish) }).await;
+    let device = topic.device.clone();
+    let input = match decode_uplink(topic.kind, &publish.payload) {
+        Ok(Some(uplink)) => Input::Uplink { device, uplink, ack: Some(publish) },
+        Ok(None) => {
+            let reason = format!("{:?} is not a stream the fleet manager keeps", topic.kind);
+            Input::Refused { device: Some(device), reason, ack: ack(publish) }
         }
-        Ok(None) => release(&publish),
         Err(e) => {
-            // A malformed message is dropped (and acknowledged, so it cannot block the stream).
-            warn!(device = %topic.device, kind = ?topic.kind, error = %e, "malformed device message dropped");
-            release(&publish);
+            warn!(device = %topic.device, kind = ?topic.kind, error = %e, "malformed device message refused");
+            Input::Refused {
+                device: Some(device),
+                reason: format!("malformed {:?}: {e}", topic.kind),
+                ack: ack(publish),
+            }
         }
-    }
+    };
+    let _ = inputs.send(input).await;
 }
 
+/// Commands queued for the publisher at most. The core never waits for the network: when the
+/// queue is full (the broker is away or slow) a command is dropped and counted; deploys are
+/// sent again on reconnect and on a device's birth, and silence makes a device unreachable.
+pub const OUTBOUND_QUEUE: usize = 16_384;
+
 /// Publishes commands from the core, in order, waiting for queue space.
-pub async fn publisher(client: AsyncClient, mut commands: mpsc::UnboundedReceiver<Outbound>) {
+pub async fn publisher(client: AsyncClient, mut commands: mpsc::Receiver<Outbound>) {
     while let Some(out) = commands.recv().await {
         if let Err(e) = client.publish(out.topic, QoS::AtLeastOnce, false, out.payload).await {
             warn!(error = %e, "cannot queue a command");

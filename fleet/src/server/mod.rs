@@ -9,16 +9,22 @@
 //! ```
 //!
 //! - [`config`]: settings. [`broker`]: the embedded broker.
-//! - [`core`]: the single owner of state, batching inputs into storage transactions.
-//! - [`registry`], [`models`], [`rollouts`], [`selector`], [`audit`]: the pure parts.
-//! - [`store`]: redb persistence. [`link`]: MQTT. [`http`]: the operator API. [`views`]: JSON.
+//! - [`core`]: the single owner of state, batching inputs into storage transactions; a thin
+//!   async loop around [`core::Core::apply_batch`].
+//! - [`driver`]: the rollout driver (owns the rollout records, returns effects given `now`).
+//! - [`registry`], [`models`], [`rollouts`], [`selector`], [`audit`], [`rebirth`]: the pure parts.
+//! - [`store`]: the storage edge ([`store::FleetStore`]: redb, memory). [`clock`]: time,
+//!   passed in. [`link`]: MQTT. [`http`]: the operator API. [`views`]: JSON.
 
 pub mod audit;
 pub mod broker;
+pub mod clock;
+pub mod command_ids;
 pub mod config;
 pub mod core;
 pub mod drift;
 pub mod drift_views;
+pub mod driver;
 pub mod http;
 pub mod link;
 pub mod models;
@@ -69,6 +75,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     let db = store::FleetDb::open(&cfg.data_dir.join("fleet.redb")).with_context(|| {
         format!("opening the fleet database in {} (is another `edgefleet serve` using it?)", cfg.data_dir.display())
     })?;
+    let store: Arc<dyn store::FleetStore> = Arc::new(db);
 
     let mut objects = ObjectStore::default();
     let packages = models::load_objects(&cfg.data_dir, &mut objects).context("loading stored packages")?;
@@ -108,12 +115,12 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         drift_retention: cfg.drift_retention,
         info: info.clone(),
     };
-    let core = Core::open(core_cfg, db)?;
+    let core = Core::open(core_cfg, store.clone(), Arc::new(clock::SystemClock), command_ids::CommandIds::random())?;
     info!(%http_addr, %mqtt_url, embedded, packages, data_dir = %cfg.data_dir.display(), "fleet manager starting");
 
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
     let (client, eventloop) = link::client(&host, port, &cfg.namespace, cfg.max_packet_bytes);
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<Outbound>();
+    let (out_tx, out_rx) = mpsc::channel::<Outbound>(link::OUTBOUND_QUEUE);
 
     let give_up = embedded.then_some(Duration::from_secs(30));
     let (subscribed_tx, mut subscribed) = tokio::sync::watch::channel(false);
@@ -135,9 +142,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         move |publish| {
             let _ = ack_client.try_ack(&publish);
         },
-        move |out| {
-            let _ = out_tx.send(out);
-        },
+        move |out| out_tx.try_send(out).is_ok(),
     ));
 
     let tick_inputs = inputs_tx.clone();

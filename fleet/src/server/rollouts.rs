@@ -10,7 +10,7 @@ use crate::rollout::plan::{parse_duration_ms, parse_rate, parse_stages};
 use crate::rollout::{
     Action, DeviceState, Event, GateEvidence, OnFail, Rollout, RolloutError, RolloutId, RolloutPlan, Target,
 };
-use edgefleet_protocol::command::ProbationBudget;
+use edgefleet_protocol::command::{CommandId, ProbationBudget};
 use edgefleet_protocol::hardware::HardwareClass;
 use edgefleet_protocol::{DeviceId, Digest, ModelName};
 use serde::{Deserialize, Serialize};
@@ -331,8 +331,8 @@ pub struct RolloutRecord {
     pub created_at_ms: u64,
     /// When it reached a terminal state.
     pub finished_at_ms: Option<u64>,
-    /// Package id (hex).
-    pub package_id: String,
+    /// The package's id (its head's SHA-256; hex in JSON).
+    pub package_id: Digest,
     /// Head size.
     pub head_size: u64,
     /// Probation sent with each deploy.
@@ -340,13 +340,15 @@ pub struct RolloutRecord {
     /// The state machine.
     pub machine: Rollout,
     /// Per dispatched device still in flight: when it was last heard from about this rollout.
-    pub last_heard_ms: BTreeMap<String, u64>,
-    /// Command id → device, for acks.
-    pub commands: BTreeMap<u64, String>,
+    pub last_heard_ms: BTreeMap<DeviceId, u64>,
+    /// The live command of each device this rollout sent one to (its latest deploy or
+    /// rollback; earlier ones are superseded), for matching acks.
+    #[serde(default)]
+    pub latest_commands: BTreeMap<DeviceId, CommandId>,
     /// Last gate decision per track.
     pub decisions: BTreeMap<String, TrackDecision>,
     /// Last failure reason per failed device (bounded by the target count).
-    pub failures: BTreeMap<String, String>,
+    pub failures: BTreeMap<DeviceId, String>,
 }
 
 impl RolloutRecord {

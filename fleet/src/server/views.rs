@@ -73,7 +73,10 @@ pub fn rollout_detail(r: &RolloutRecord) -> Value {
             let phase = match &t.phase {
                 TrackPhase::Dispatching => "dispatching".to_string(),
                 TrackPhase::Baking { until_ms } => {
-                    format!("baking, {:.0}s left", until_ms.saturating_sub(super::core::now_ms()) as f64 / 1000.0)
+                    format!(
+                        "baking, {:.0}s left",
+                        until_ms.saturating_sub(edgefleet_protocol::time::unix_now_ms()) as f64 / 1000.0
+                    )
                 }
                 TrackPhase::Gating { last: None } => "gating".to_string(),
                 TrackPhase::Gating { last: Some((reason, _)) } => format!("held ({reason:?})"),

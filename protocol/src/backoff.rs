@@ -1,5 +1,7 @@
 //! Reconnect delays: exponential with full jitter (AWS architecture blog's "full jitter"),
-//! so a fleet that lost its broker does not reconnect in lockstep.
+//! so a fleet that lost its broker does not reconnect in lockstep. Shared by every MQTT
+//! client of ours (the agent's link and the fleet manager's), which is why it lives here
+//! rather than in either (`std` only).
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
