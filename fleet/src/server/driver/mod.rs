@@ -575,3 +575,6 @@ impl CohortSum {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! The rollout driver without sockets, disks or a wall clock: time is a number passed in.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::rollout::{Rollout, RolloutId, Target};
+use crate::server::rollouts::RolloutRequest;
+use crate::server::store::contract;
+use edgefleet_protocol::command::ProbationBudget;
+use edgefleet_protocol::uplink::DeploymentState;
+use edgefleet_protocol::{Digest, ModelName};
+
+const SETTINGS: DriverSettings = DriverSettings { unreachable_after_ms: 60_000 };
+const T0: u64 = 1_000_000;
+
+fn dev(name: &str) -> DeviceId {
+    DeviceId::new(name).unwrap()
+}
+
+/// Rollout 1 of `detector@2` to `n` CPU devices with the given plan keys, not started.
+fn record(n: usize, plan: serde_json::Value) -> RolloutRecord {
+    // A lenient failure budget: the Wilson bound of a handful of devices decides at once.
+    let mut request =
+        serde_json::json!({"model": "detector", "version_seq": 2, "min_sample": 1, "max_failure_rate": "95%"});
+    request.as_object_mut().unwrap().extend(plan.as_object().unwrap().clone());
+    let request: RolloutRequest = serde_json::from_value(request).unwrap();
+    let defaults =
+        ProbationBudget { duration_ms: 1_000, min_inferences: 0, max_error_rate_ppm: 0, max_p99_latency_us: 0 };
+    let (plan, probation) = request.plan(&defaults).unwrap();
+    let targets = (0..n).map(|i| Target { device: dev(&format!("edge-{i}")), hardware: HardwareClass::Cpu }).collect();
+    RolloutRecord {
+        id: 1,
+        request,
+        created_by: "ops".into(),
+        created_at_ms: T0,
+        finished_at_ms: None,
+        package_id: Digest::sha256(b"package head"),
+        head_size: 321,
+        probation,
+        machine: Rollout::new(RolloutId(1), plan, targets).unwrap(),
+        last_heard_ms: BTreeMap::new(),
+        latest_commands: BTreeMap::new(),
+        decisions: BTreeMap::new(),
+        failures: BTreeMap::new(),
+    }
+}
+
+fn deploys(fx: &Effects) -> Vec<(String, CommandId)> {
+    fx.commands
+        .iter()
+        .filter(|(_, c)| matches!(c.body, CommandBody::Deploy(_)))
+        .map(|(d, c)| (d.to_string(), c.command_id))
+        .collect()
+}
+
+fn actions(fx: &Effects) -> Vec<&'static str> {
+    fx.audit.iter().map(|a| a.action).collect()
+}
+
+fn status(driver: &RolloutDriver, device: &str, seq: u64, state: DeploymentState) -> DeploymentStatus {
+    let deployment_id = driver.get(1).unwrap().machine.deployment_id_of(&dev(device)).unwrap();
+    DeploymentStatus {
+        seq,
+        timestamp_ms: 0,
+        deployment_id,
+        model: ModelName::new("detector").unwrap(),
+        version_seq: 2,
+        state,
+    }
+}
+
+fn commit(driver: &mut RolloutDriver, device: &str, now: u64, ids: &mut CommandIds) -> Effects {
+    let s = status(driver, device, now, DeploymentState::Committed);
+    driver.on_deployment(&dev(device), &s, now, ids)
+}
+
+#[test]
+fn a_started_rollout_dispatches_its_first_stage_with_the_typed_package_id() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    assert_eq!(driver.next_id(), 1);
+    let fx = driver.start(record(4, serde_json::json!({"stages": "50%,100%", "bake": "0s"})), T0, &mut ids);
+    let sent = deploys(&fx);
+    assert_eq!(sent.len(), 2, "stage 1 is half of 4 devices: {sent:?}");
+    for (_, command) in &fx.commands {
+        let (CommandBody::Deploy(d), at) = (&command.body, command.issued_at_ms) else { panic!("a deploy") };
+        assert_eq!((d.package_id, d.head_size, d.version_seq, at), (Digest::sha256(b"package head"), 321, 2, T0));
+    }
+    assert!(fx.writes.contains(&1));
+    let r = driver.get(1).unwrap();
+    assert_eq!(r.last_heard_ms.len(), 2, "every dispatched device gets a silence budget");
+    assert_eq!(r.latest_commands.len(), 2);
+    assert_eq!(driver.active_for_model("detector").map(|r| r.id), Some(1));
+    assert_eq!(driver.next_id(), 2);
+}
+
+#[test]
+fn a_stage_advances_only_after_its_commits_and_bake() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    let fx = driver.start(record(4, serde_json::json!({"stages": "50%,100%", "bake": "10s"})), T0, &mut ids);
+    let first: Vec<String> = deploys(&fx).into_iter().map(|(d, _)| d).collect();
+    for d in &first {
+        commit(&mut driver, d, T0 + 1_000, &mut ids);
+    }
+    let early = driver.tick(T0 + 5_000, None, &mut ids);
+    assert!(deploys(&early).is_empty() && !actions(&early).contains(&"rollout.promote"), "still baking: {early:?}");
+    let baked = driver.tick(T0 + 11_001, None, &mut ids);
+    assert_eq!(actions(&baked), vec!["rollout.promote"], "{baked:?}");
+    assert_eq!(baked.gate_decisions, 1);
+    let second: Vec<String> = deploys(&baked).into_iter().map(|(d, _)| d).collect();
+    assert_eq!(second.len(), 2);
+    assert!(second.iter().all(|d| !first.contains(d)), "stage 2 takes the other devices");
+    for d in &second {
+        commit(&mut driver, d, T0 + 12_000, &mut ids);
+    }
+    let done = driver.tick(T0 + 30_000, None, &mut ids);
+    assert_eq!(actions(&done), vec!["rollout.track_completed", "rollout.completed"]);
+    let r = driver.get(1).unwrap();
+    assert_eq!(r.finished_at_ms, Some(T0 + 30_000));
+    assert!(r.last_heard_ms.is_empty());
+    assert!(driver.active_for_model("detector").is_none());
+}
+
+#[test]
+fn after_a_restart_in_flight_devices_get_their_deploy_again_and_only_the_latest_command_counts() {
+    let mut ids = CommandIds::after(100);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    let fx = driver.start(record(2, serde_json::json!({"stages": "100%", "bake": "0s"})), T0, &mut ids);
+    let before = deploys(&fx);
+    assert_eq!(before.len(), 2);
+    // The fleet manager restarts: a new driver from the stored records.
+    let stored: Vec<RolloutRecord> = driver.records().cloned().collect();
+    let mut driver = RolloutDriver::new(SETTINGS, stored);
+    let later = T0 + 50_000;
+    let fx = driver.reconnected(later, &mut ids);
+    let after = deploys(&fx);
+    assert_eq!(after.iter().map(|(d, _)| d).collect::<Vec<_>>(), before.iter().map(|(d, _)| d).collect::<Vec<_>>());
+    assert!(after.iter().zip(&before).all(|(a, b)| a.1 != b.1), "new command ids");
+    assert!(driver.get(1).unwrap().last_heard_ms.values().all(|&t| t == later), "a fresh silence budget");
+    assert_eq!(driver.get(1).unwrap().latest_commands.len(), 2, "superseded commands are pruned");
+
+    let (device, old) = (&before[0].0, before[0].1);
+    let rejected = |command_id| CommandAck { seq: 1, command_id, result: AckResult::Rejected("disk full".into()) };
+    let fx = driver.on_ack(&dev(device), &rejected(old), later, &mut ids);
+    assert_eq!(fx, Effects::default(), "an ack of a superseded command changes nothing");
+    let fx = driver.on_ack(&dev("edge-intruder"), &rejected(after[0].1), later, &mut ids);
+    assert_eq!(fx, Effects::default(), "an ack from another device than the addressee changes nothing");
+    let fx = driver.on_ack(&dev(device), &rejected(after[0].1), later, &mut ids);
+    assert!(fx.writes.contains(&1));
+    let r = driver.get(1).unwrap();
+    assert_eq!(r.machine.device_state(&dev(device)), Some(DeviceState::Failed));
+    assert_eq!(r.failures.get(&dev(device)).map(String::as_str), Some("command rejected: disk full"));
+}
+
+#[test]
+fn a_birth_mid_deployment_resends_the_deploy_and_silence_makes_a_device_unreachable() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    driver.start(record(1, serde_json::json!({"stages": "100%", "bake": "0s"})), T0, &mut ids);
+    let fx = driver.on_birth(&dev("edge-0"), T0 + 1_000, &mut ids);
+    assert_eq!(deploys(&fx).len(), 1);
+    assert!(deploys(&driver.on_birth(&dev("edge-9"), T0, &mut ids)).is_empty(), "not a target");
+    // An accepted ack refreshes the silence budget.
+    let live = *driver.get(1).unwrap().latest_commands.get(&dev("edge-0")).unwrap();
+    let accepted = CommandAck { seq: 2, command_id: live, result: AckResult::Accepted };
+    driver.on_ack(&dev("edge-0"), &accepted, T0 + 30_000, &mut ids);
+    driver.tick(T0 + 60_000, None, &mut ids);
+    assert_eq!(driver.get(1).unwrap().machine.device_state(&dev("edge-0")), Some(DeviceState::Dispatched));
+    driver.tick(T0 + 90_001, None, &mut ids);
+    assert_eq!(driver.get(1).unwrap().machine.device_state(&dev("edge-0")), Some(DeviceState::Unreachable));
+}
+
+#[test]
+fn a_rollback_tells_committed_devices_to_roll_back_and_is_audited_first() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    driver.start(record(2, serde_json::json!({"stages": "100%", "bake": "1h"})), T0, &mut ids);
+    commit(&mut driver, "edge-0", T0 + 1_000, &mut ids);
+    let fx = driver.operate(1, RolloutOp::Rollback, "alice", "bad outputs", T0 + 2_000, &mut ids).unwrap();
+    assert_eq!(fx.audit[0].action, "rollout.rollback");
+    assert_eq!(fx.audit[0].actor, "alice");
+    assert_eq!(fx.audit[0].detail["reason"], "bad outputs");
+    let rollbacks: Vec<String> = fx
+        .commands
+        .iter()
+        .filter(|(_, c)| matches!(c.body, CommandBody::Rollback(_)))
+        .map(|(d, _)| d.to_string())
+        .collect();
+    assert_eq!(rollbacks, vec!["edge-0"]);
+    let r = driver.get(1).unwrap();
+    assert_eq!(r.machine.status(), RolloutStatus::RolledBack);
+    assert_eq!(r.finished_at_ms, Some(T0 + 2_000));
+    let again = driver.operate(1, RolloutOp::Rollback, "alice", "", T0 + 3_000, &mut ids).unwrap_err();
+    assert_eq!(again.to_string(), "rollout 1 is RolledBack: cannot Rollback it");
+    assert_eq!(
+        driver.operate(9, RolloutOp::Pause, "alice", "", T0, &mut ids).unwrap_err(),
+        DriverError::UnknownRollout(9)
+    );
+}
+
+#[test]
+fn a_paused_rollout_dispatches_nothing_until_resumed() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    let fx = driver.start(record(4, serde_json::json!({"stages": "25%,100%", "bake": "0s"})), T0, &mut ids);
+    let first = deploys(&fx)[0].0.clone();
+    let fx = driver.operate(1, RolloutOp::Pause, "bob", "night", T0 + 1, &mut ids).unwrap();
+    assert_eq!(actions(&fx)[0], "rollout.pause");
+    commit(&mut driver, &first, T0 + 1_000, &mut ids);
+    let fx = driver.tick(T0 + 10_000, None, &mut ids);
+    assert!(deploys(&fx).is_empty(), "paused: {fx:?}");
+    let err = driver.operate(1, RolloutOp::Pause, "bob", "", T0 + 10_001, &mut ids).unwrap_err();
+    assert!(matches!(err, DriverError::NotAllowed { op: RolloutOp::Pause, .. }));
+    let fx = driver.operate(1, RolloutOp::Resume, "bob", "morning", T0 + 20_000, &mut ids).unwrap();
+    assert_eq!(actions(&fx)[..2], ["rollout.resume", "rollout.promote"], "resume re-evaluates at once: {fx:?}");
+    assert_eq!(deploys(&fx).len(), 3);
+}
+
+#[test]
+fn promote_overrides_only_a_holding_gate() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    driver.start(record(2, serde_json::json!({"stages": "50%,100%", "bake": "0s"})), T0, &mut ids);
+    let err = driver.promote(1, None, "carol", "", T0, &mut ids).unwrap_err();
+    assert_eq!(err, DriverError::NothingHeld { id: 1, track: None });
+    assert!(err.to_string().contains("promote only overrides a holding gate"));
+}
+
+#[test]
+fn a_deployment_status_for_another_rollouts_deployment_is_ignored() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    driver.start(record(2, serde_json::json!({"stages": "100%"})), T0, &mut ids);
+    let mut forged = status(&driver, "edge-0", 1, DeploymentState::Committed);
+    // edge-1 claims edge-0's deployment: not its own, so nothing changes.
+    let fx = driver.on_deployment(&dev("edge-1"), &forged, T0, &mut ids);
+    assert_eq!(fx, Effects::default());
+    forged.deployment_id = DeploymentId(7 << 32);
+    assert_eq!(driver.on_deployment(&dev("edge-0"), &forged, T0, &mut ids), Effects::default());
+}
+
+#[test]
+fn the_contract_fixture_rollout_round_trips_through_the_driver() {
+    let m = contract::model("vibration", 3);
+    let r = contract::rollout(4, &m, &["edge-1", "edge-2"]);
+    let live = *r.latest_commands.values().next().unwrap();
+    let driver = RolloutDriver::new(SETTINGS, [r.clone()]);
+    assert_eq!(driver.get(4), Some(&r));
+    assert_eq!(driver.commands.get(&live).map(|(id, _)| *id), Some(4), "the ack index is rebuilt at load");
+}
