@@ -160,7 +160,16 @@ async fn survives(broker: Option<&str>, hostile: usize, pairs: usize) {
     // The valid halves were ingested, in order with the malformed ones.
     for d in 0..hostile {
         wait_health(&client, &format!("hostile-{d}")).await;
+        // Operators see what was refused and why; a device past the limit is flagged.
+        let device = get(&client, &format!("/v1/devices/hostile-{d}")).await;
+        let q = &device["quarantine"];
+        let per_device = (pairs / hostile) as u64;
+        assert_eq!(q["counts"]["malformed health"].as_u64(), Some(per_device), "{q:#}");
+        assert_eq!(q["flagged"].is_object(), per_device > 20, "{q:#}");
+        assert_eq!(q["recent"][0]["head_hex"], "010367617262616765", "{q:#}");
     }
+    let real = get(&client, "/v1/devices/real-00").await;
+    assert_eq!(real["quarantine"]["counts"], json!({}), "the real agent sent nothing refused");
     // And the real agent is still heard: a health report that arrived after the attack.
     let before = get(&client, "/v1/devices/real-00").await["last_seen_ms"].as_u64().unwrap();
     wait_for(&client, "/v1/devices/real-00", 30, |d| d["last_seen_ms"].as_u64().unwrap() > before).await;

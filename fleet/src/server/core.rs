@@ -17,6 +17,7 @@ use super::drift_views;
 pub use super::driver::RolloutOp;
 use super::driver::{AuditNote, DriverError, DriverSettings, Effects, FleetView, RolloutDriver};
 use super::models::{ModelRecord, model_key};
+use super::quarantine::{Change, Refusal, RefusalKind};
 use super::rebirth::MissedBirths;
 use super::registry::{Applied, DeviceRecord, Retention, Uplink};
 use super::rollouts::{RequestError, RolloutRecord, RolloutRequest, resolve_targets};
@@ -193,8 +194,8 @@ pub enum Input {
     Refused {
         /// The sender, when the topic names one.
         device: Option<DeviceId>,
-        /// Why it was refused.
-        reason: String,
+        /// What was refused (without the time: the core stamps it).
+        refused: RefusedMessage,
         /// The MQTT publish to acknowledge in order.
         ack: Option<rumqttc::Publish>,
     },
@@ -209,6 +210,29 @@ pub enum Input {
     Tick,
     /// The MQTT link (re)connected: re-send what devices may have missed.
     Connected,
+}
+
+/// A refused device message, as the link saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefusedMessage {
+    /// The topic's stream (`health`, ...), or the topic itself when it is not a device topic.
+    pub stream: String,
+    /// Why, in a word.
+    pub kind: RefusalKind,
+    /// The decoder's or the rule's words.
+    pub reason: String,
+    /// The payload's first bytes (at most 16) and its size.
+    pub head: Vec<u8>,
+    /// Payload size.
+    pub bytes: usize,
+}
+
+impl RefusedMessage {
+    /// A refusal of `payload` on `stream`.
+    pub fn new(stream: impl Into<String>, kind: RefusalKind, reason: impl Into<String>, payload: &[u8]) -> Self {
+        let head = payload[..payload.len().min(16)].to_vec();
+        RefusedMessage { stream: stream.into(), kind, reason: reason.into(), head, bytes: payload.len() }
+    }
 }
 
 /// A command for a device.
@@ -305,6 +329,8 @@ pub struct Core {
     new_samples: Vec<(DeviceId, edgefleet_protocol::uplink::SampleBatch)>,
     samples_keep_from: BTreeMap<DeviceId, u64>,
     missed_births: MissedBirths,
+    /// Devices flagged for refused messages (cleared on the tick after a quiet spell).
+    flagged: BTreeSet<DeviceId>,
 }
 
 /// Sample batches kept per device (at most 32 KiB each: ≤ 2 MiB per device).
@@ -351,7 +377,9 @@ impl Core {
             new_samples: Vec::new(),
             samples_keep_from: BTreeMap::new(),
             missed_births: MissedBirths::default(),
+            flagged: BTreeSet::new(),
         };
+        core.flagged = core.devices.values().filter(|d| d.quarantine.flagged.is_some()).map(|d| d.id.clone()).collect();
         // Replaying the stored windows rebuilds each device's persistence state exactly.
         for (device, window) in snapshot.drift {
             core.record_drift(device, window.summary, window.received_ms);
@@ -432,9 +460,8 @@ impl Core {
                     self.ingest(device, &uplink);
                     settled.acks.extend(ack);
                 }
-                Input::Refused { device, reason, ack } => {
-                    self.counters.uplinks_refused += 1;
-                    tracing::debug!(device = ?device.as_ref().map(DeviceId::as_str), %reason, "device message refused");
+                Input::Refused { device, refused, ack } => {
+                    self.refuse(device, refused);
                     settled.acks.extend(ack);
                 }
                 Input::Api { request, reply } => {
@@ -545,8 +572,40 @@ impl Core {
         self.apply(effects);
     }
 
+    /// Counts a refused message; a device that keeps sending them is flagged (once, audited).
+    fn refuse(&mut self, device: Option<DeviceId>, refused: RefusedMessage) {
+        self.counters.uplinks_refused += 1;
+        let Some(device) = device else {
+            tracing::debug!(stream = %refused.stream, reason = %refused.reason, "message on a foreign topic refused");
+            return;
+        };
+        let now = self.clock.now_ms();
+        let record = self.devices.entry(device.clone()).or_insert_with(|| DeviceRecord::new(device.clone(), now));
+        let mut refusal = Refusal::new(now, &refused.stream, refused.kind, refused.reason, &refused.head);
+        refusal.bytes = refused.bytes;
+        tracing::debug!(%device, refusal = %refusal.describe(), "device message refused");
+        let change = record.quarantine.refuse(refusal);
+        self.dirty_devices.insert(device.clone());
+        if let Some(Change::Flagged(flag)) = change {
+            tracing::warn!(%device, reason = %flag.reason, "device flagged: its messages are refused and only counted from now on");
+            let detail = json!({"reason": flag.reason, "counts": record.quarantine.counts});
+            self.flagged.insert(device.clone());
+            self.audit("edgefleet", "device.flagged", format!("device/{device}"), detail);
+        }
+    }
+
     fn tick(&mut self) {
         let now = self.clock.now_ms();
+        for device in self.flagged.clone() {
+            let Some(record) = self.devices.get_mut(&device) else { continue };
+            if let Some(Change::Cleared) = record.quarantine.tick(now) {
+                self.flagged.remove(&device);
+                self.dirty_devices.insert(device.clone());
+                let detail = json!({"refused_total": record.quarantine.total()});
+                tracing::info!(%device, "device flag cleared: no refused message for 10 minutes");
+                self.audit("edgefleet", "device.flag_cleared", format!("device/{device}"), detail);
+            }
+        }
         for device in self.missed_births.due(now) {
             let command =
                 Command { command_id: self.command_ids.next_id(), issued_at_ms: now, body: CommandBody::Rebirth };

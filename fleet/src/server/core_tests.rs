@@ -69,6 +69,10 @@ fn birth(device: &str, seq: u64) -> Uplink {
     })
 }
 
+fn garbage() -> RefusedMessage {
+    RefusedMessage::new("health", RefusalKind::Malformed, "unexpected end of input", b"\x01\x03garbage")
+}
+
 fn uplink(device: &str, uplink: Uplink, pkid: u16) -> Input {
     Input::Uplink { device: dev(device), uplink, ack: Some(publish(pkid)) }
 }
@@ -104,17 +108,47 @@ fn acks_leave_after_the_commit_in_arrival_order_refused_messages_included() {
     let mut h = harness();
     let batch = vec![
         uplink("edge-1", birth("edge-1", 1), 1),
-        Input::Refused { device: Some(dev("edge-2")), reason: "malformed Health".into(), ack: Some(publish(2)) },
+        Input::Refused { device: Some(dev("edge-2")), refused: garbage(), ack: Some(publish(2)) },
         uplink("edge-1", birth("edge-1", 1), 3), // a duplicate: ignored, still acknowledged
-        Input::Refused { device: None, reason: "foreign topic".into(), ack: Some(publish(4)) },
+        Input::Refused { device: None, refused: garbage(), ack: Some(publish(4)) },
     ];
     let settled = h.core.apply_batch(batch).unwrap();
     assert_eq!(settled.acks.iter().map(|p| p.pkid).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     let stored = h.store.load().unwrap();
-    assert_eq!(stored.devices.len(), 1, "the birth was committed before its ack left");
-    assert_eq!(stored.devices[0].first_seen_ms, T0, "time comes from the clock passed in");
+    let born = stored.devices.iter().find(|d| d.id.as_str() == "edge-1").unwrap();
+    assert_eq!(born.first_seen_ms, T0, "committed before its ack left; time from the clock passed in");
+    let refused = stored.devices.iter().find(|d| d.id.as_str() == "edge-2").unwrap();
+    assert_eq!(refused.quarantine.counts.get("malformed health"), Some(&1), "the refusal is kept for operators");
     let c = h.core.counters();
     assert_eq!((c.uplinks_applied, c.uplinks_ignored, c.uplinks_refused, c.commits), (1, 1, 2, 1));
+}
+
+#[test]
+fn a_device_sending_garbage_is_flagged_once_audited_and_cleared_when_quiet() {
+    let mut h = harness();
+    let flood: Vec<Input> = (0..500u16)
+        .map(|i| Input::Refused { device: Some(dev("edge-bad")), refused: garbage(), ack: Some(publish(i)) })
+        .chain(std::iter::once(uplink("edge-good", birth("edge-good", 1), 999)))
+        .collect();
+    let settled = h.core.apply_batch(flood).unwrap();
+    assert_eq!(settled.acks.len(), 501, "every message acknowledged, in order");
+    let device = h.core.devices.get(&dev("edge-bad")).unwrap();
+    assert_eq!(device.quarantine.total(), 500);
+    assert_eq!(device.quarantine.recent.len(), super::super::quarantine::RECENT);
+    let flag = device.quarantine.flagged.clone().unwrap();
+    assert!(flag.reason.contains("malformed health: unexpected end of input"), "{}", flag.reason);
+    assert!(h.core.devices.contains_key(&dev("edge-good")), "the others are ingested in the same batch");
+    let audit = h.store.audit(0, 100).unwrap();
+    assert_eq!(audit.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["device.flagged"]);
+    // Stored with the device, so a restarted core still knows.
+    let stored = h.store.load().unwrap();
+    assert!(stored.devices.iter().any(|d| d.id.as_str() == "edge-bad" && d.quarantine.flagged.is_some()));
+
+    h.clock.advance(super::super::quarantine::QUIET_MS);
+    h.core.apply_batch(vec![Input::Tick]).unwrap();
+    assert!(h.core.devices.get(&dev("edge-bad")).unwrap().quarantine.flagged.is_none());
+    let audit = h.store.audit(0, 100).unwrap();
+    assert_eq!(audit.last().map(|e| e.action.as_str()), Some("device.flag_cleared"));
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! here directly from the package objects (they change no state). Commands from the core are
 //! published by a separate task so the core never waits on the network.
 
-use super::core::{Input, Outbound};
+use super::core::{Input, Outbound, RefusedMessage};
+use super::quarantine::RefusalKind;
 use super::registry::decode_uplink;
 use crate::transfer::ObjectStore;
 use edgefleet_protocol::backoff::Backoff;
@@ -167,21 +168,20 @@ async fn handle_publish(
 ) {
     let ack = |p: Publish| (p.qos != QoS::AtMostOnce).then_some(p);
     let Ok(topic) = publish.topic.parse::<Topic>() else {
-        debug!(topic = %publish.topic, "ignoring a message on a foreign topic");
-        let reason = "not an Edgefleet device topic".to_string();
-        let _ = inputs.send(Input::Refused { device: None, reason, ack: ack(publish) }).await;
+        let refused = RefusedMessage::new(
+            publish.topic.clone(),
+            RefusalKind::NotAccepted,
+            "not an Edgefleet device topic",
+            &publish.payload,
+        );
+        let _ = inputs.send(Input::Refused { device: None, refused, ack: ack(publish) }).await;
         return;
     };
     if topic.kind == TopicKind::ChunkRequest {
-        // QoS 0 (subscribed at most once): nothing to acknowledge, no state to change.
-        if publish.qos != QoS::AtMostOnce {
-            let reason = "chunk request above QoS 0".to_string();
-            let _ = inputs
-                .send(Input::Refused { device: Some(topic.device.clone()), reason, ack: Some(publish.clone()) })
-                .await;
-        }
+        // Subscribed at QoS 0, so delivered at QoS 0: nothing to acknowledge, no state to
+        // change, answered right here.
         let Ok(request) = decode::<ChunkRequest>(&publish.payload) else {
-            warn!(device = %topic.device, "malformed chunk request ignored");
+            debug!(device = %topic.device, "malformed chunk request ignored");
             return;
         };
         let answer = match objects.read() {
@@ -196,19 +196,19 @@ async fn handle_publish(
         return;
     }
     let device = topic.device.clone();
+    let stream = topic.kind.leaf();
+    // Refusals are logged by the core (debug each, a warning when it flags the device): a
+    // flood of garbage must not become a flood of log lines.
     let input = match decode_uplink(topic.kind, &publish.payload) {
         Ok(Some(uplink)) => Input::Uplink { device, uplink, ack: Some(publish) },
         Ok(None) => {
-            let reason = format!("{:?} is not a stream the fleet manager keeps", topic.kind);
-            Input::Refused { device: Some(device), reason, ack: ack(publish) }
+            let reason = "devices do not publish on this topic";
+            let refused = RefusedMessage::new(stream, RefusalKind::NotAccepted, reason, &publish.payload);
+            Input::Refused { device: Some(device), refused, ack: ack(publish) }
         }
         Err(e) => {
-            warn!(device = %topic.device, kind = ?topic.kind, error = %e, "malformed device message refused");
-            Input::Refused {
-                device: Some(device),
-                reason: format!("malformed {:?}: {e}", topic.kind),
-                ack: ack(publish),
-            }
+            let refused = RefusedMessage::new(stream, RefusalKind::Malformed, e.to_string(), &publish.payload);
+            Input::Refused { device: Some(device), refused, ack: ack(publish) }
         }
     };
     let _ = inputs.send(input).await;

@@ -12,7 +12,8 @@
 //! - [`core`]: the single owner of state, batching inputs into storage transactions; a thin
 //!   async loop around [`core::Core::apply_batch`].
 //! - [`driver`]: the rollout driver (owns the rollout records, returns effects given `now`).
-//! - [`registry`], [`models`], [`rollouts`], [`selector`], [`audit`], [`rebirth`]: the pure parts.
+//! - [`registry`], [`models`], [`rollouts`], [`selector`], [`audit`], [`rebirth`], [`quarantine`]:
+//!   the pure parts.
 //! - [`store`]: the storage edge ([`store::FleetStore`]: redb, memory). [`clock`]: time,
 //!   passed in. [`link`]: MQTT. [`http`]: the operator API. [`views`]: JSON.
 
@@ -28,6 +29,7 @@ pub mod driver;
 pub mod http;
 pub mod link;
 pub mod models;
+pub mod quarantine;
 pub mod rebirth;
 pub mod registry;
 pub mod rollouts;

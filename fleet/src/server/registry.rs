@@ -2,6 +2,7 @@
 //! uplink message changes it. Duplicates (a sequence number already seen on that stream) and
 //! stale last wills (a presence from an earlier agent run) change nothing.
 
+use super::quarantine::Quarantine;
 use edgefleet_protocol::hardware::HardwareClass;
 use edgefleet_protocol::topic::TopicKind;
 use edgefleet_protocol::uplink::{
@@ -128,6 +129,9 @@ pub struct DeviceRecord {
     pub history: VecDeque<HistoryEntry>,
     /// Highest sequence number seen per uplink stream (duplicates are dropped).
     pub last_seq: BTreeMap<String, u64>,
+    /// Messages the fleet refused from this device, and whether it is flagged for them.
+    #[serde(default)]
+    pub quarantine: Quarantine,
 }
 
 /// What an uplink message did to the registry.
@@ -167,6 +171,7 @@ impl DeviceRecord {
             health: VecDeque::new(),
             history: VecDeque::new(),
             last_seq: BTreeMap::new(),
+            quarantine: Quarantine::default(),
         }
     }
 
