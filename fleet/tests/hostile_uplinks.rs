@@ -223,3 +223,196 @@ async fn a_restart_mid_attack_recovers_mosquitto() {
     shutdown.cancel();
     server.task.await.unwrap().unwrap();
 }
+
+/// One valid message of every uplink family, with the topic leaf it belongs on.
+fn valid_uplinks(seq: u64) -> Vec<(&'static str, Vec<u8>)> {
+    use edgefleet_protocol::ModelName;
+    use edgefleet_protocol::command::{CommandId, DeploymentId};
+    use edgefleet_protocol::drift::Feedback;
+    use edgefleet_protocol::hardware::HardwareInfo;
+    use edgefleet_protocol::transfer::ChunkRequest;
+    use edgefleet_protocol::uplink::*;
+    let model = ModelName::new("vibration-mlp").unwrap();
+    let birth = Birth {
+        device_id: "hostile-0".parse().unwrap(),
+        boot_id: 9,
+        agent_version: edgefleet_protocol::SemVer { major: 0, minor: 1, patch: 0 },
+        hardware: HardwareInfo {
+            class: Cpu,
+            cpu_arch: "x86_64".into(),
+            cpu_cores: 2,
+            memory_bytes: 1 << 30,
+            gpu: None,
+            accelerator: None,
+        },
+        free_disk_bytes: 1 << 30,
+        free_memory_bytes: 1 << 29,
+        active_models: vec![],
+        seq,
+    };
+    let deployment = DeploymentStatus {
+        seq,
+        timestamp_ms: seq,
+        deployment_id: DeploymentId((1 << 32) | seq),
+        model: model.clone(),
+        version_seq: 2,
+        state: DeploymentState::Committed,
+    };
+    let drift = DriftSummary {
+        seq,
+        model: model.clone(),
+        version_seq: 2,
+        window_start_ms: 0,
+        window_end_ms: 1_000,
+        rows: 1,
+        features: vec![],
+        outputs: vec![],
+        prediction: None,
+        confidence: None,
+        feedback: Feedback::default(),
+    };
+    let samples = SampleBatch {
+        seq,
+        model,
+        version_seq: 2,
+        records: vec![SampleRecord { inference_id: 1, timestamp_ms: 1, inputs: vec![1.0; 8], outputs: vec![0.5] }],
+    };
+    let ack = CommandAck { seq, command_id: CommandId(seq), result: AckResult::Rejected("no".into()) };
+    let chunk =
+        ChunkRequest { request_id: seq, digest: edgefleet_protocol::Digest::sha256(b"x"), offset: 0, max_len: 1024 };
+    vec![
+        ("birth", encode(&birth).unwrap()),
+        ("presence", encode(&Presence { state: PresenceState::Online, boot_id: 9 }).unwrap()),
+        ("health", health(seq)),
+        ("deployment", encode(&deployment).unwrap()),
+        ("ack", encode(&ack).unwrap()),
+        ("drift", encode(&drift).unwrap()),
+        ("samples", encode(&samples).unwrap()),
+        ("chunk/req", encode(&chunk).unwrap()),
+    ]
+}
+
+/// `bytes` mutated the way broken firmware or an attacker would: bit flips, truncation,
+/// junk appended, a byte repeated, or left valid.
+fn mutate(rng: &mut rand::rngs::SmallRng, mut bytes: Vec<u8>) -> Vec<u8> {
+    use rand::Rng;
+    match rng.random_range(0..6) {
+        0 => {
+            for _ in 0..rng.random_range(1..4) {
+                let i = rng.random_range(0..bytes.len());
+                bytes[i] ^= 1 << rng.random_range(0..8);
+            }
+        }
+        1 => bytes.truncate(rng.random_range(0..bytes.len())),
+        2 => bytes.extend((0..rng.random_range(1..64)).map(|_| rng.random::<u8>())),
+        3 => {
+            let i = rng.random_range(0..bytes.len());
+            bytes.insert(i, bytes[i]);
+        }
+        4 => bytes = (0..rng.random_range(0..256)).map(|_| rng.random::<u8>()).collect(),
+        _ => {}
+    }
+    bytes
+}
+
+/// A bounded MQTT fuzz run: mutated uplinks of every family from hostile devices, some on
+/// the wrong family's topic, while a real rollout runs. The rollout completes and every
+/// record the real agents had acknowledged by the broker reached the fleet (`received` equals
+/// the last sequence number on each stream: nothing lost, nothing skipped).
+async fn fuzz_while_rolling_out(broker: Option<&str>) {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = unique_namespace();
+    let (server, shutdown) = start_server(dir.path(), &namespace, broker).await;
+    let client = Client::new(&format!("http://{}", server.http_addr), "ops");
+    let real = devices("real", 2, Cpu);
+    let agents = Agents::start(dir.path(), &server.mqtt_url, &namespace, &real);
+    wait_born(&client, "real-00").await;
+    wait_born(&client, "real-01").await;
+    push(&client, package(2, &[(Cpu, &model("vibration_mlp.onnx"))])).await.unwrap();
+
+    let (host, port) = host_port(&server.mqtt_url);
+    let (fuzzer, mut eventloop) = AsyncClient::new(MqttOptions::new(format!("{namespace}-fuzz"), host, port), 64);
+    let polling = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let ns = namespace.clone();
+    let fuzzing = tokio::spawn(async move {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(0x5eed);
+        let mut sent = 0u32;
+        for round in 0..400u64 {
+            for (leaf, bytes) in valid_uplinks(round + 1) {
+                let leaf = if rng.random_range(0..8) == 0 { "health" } else { leaf };
+                let topic = format!("{ns}/devices/hostile-{}/{leaf}", rng.random_range(0..5));
+                let qos = if rng.random_range(0..4) == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                fuzzer.publish(topic, qos, false, mutate(&mut rng, bytes)).await.unwrap();
+                sent += 1;
+            }
+            // Paced below Mosquitto's per-subscriber queue (see `attack`).
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let _ = fuzzer.disconnect().await;
+        sent
+    });
+    let plan = json!({"model": "vibration-mlp", "version_seq": 2, "stages": "50%,100%", "bake": "1s",
+        "max_failure_rate": "95%", "min_sample": 1, "probation": "1s", "probation_min_inferences": 1000});
+    let id = post(&client, "/v1/rollouts", plan).await.unwrap()["id"].as_u64().unwrap();
+    let sent = fuzzing.await.unwrap();
+    assert_eq!(sent, 400 * 8);
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| status(r) != "Running").await;
+    assert_eq!(status(&done), "Completed", "{done:#}");
+    let after = get(&client, "/v1/status").await;
+    assert!(refused(&after) > 100, "most mutations are refused: {after:#}");
+
+    // Stop the agents (their outboxes drain first), then compare what each sent with what
+    // the fleet applied.
+    agents.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (id, _) in &real {
+        let d = get(&client, &format!("/v1/devices/{id}")).await;
+        for stream in ["health", "deployment", "ack"] {
+            let last = d["last_seq"][stream].as_u64().unwrap_or(0);
+            assert!(last > 0 || stream == "ack", "{id} sent no {stream}: {d:#}");
+            assert_eq!(d["received"][stream].as_u64().unwrap_or(0), last, "{id} {stream}: lost records: {d:#}");
+        }
+    }
+    polling.abort();
+    shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_uplinks_of_every_family_during_a_rollout_embedded_broker() {
+    fuzz_while_rolling_out(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_uplinks_of_every_family_during_a_rollout_mosquitto() {
+    fuzz_while_rolling_out(Some(MOSQUITTO)).await;
+}
+
+/// The seed corpus of the `uplink_ingest` fuzz target (`fleet/fuzz/seeds`): one valid message
+/// of each family behind the selector byte that picks its topic. Kept equal to what the
+/// encoder makes today; `EDGEFLEET_WRITE_FUZZ_SEEDS=1` rewrites them.
+#[test]
+fn the_fuzz_seeds_are_todays_valid_uplinks() {
+    const SELECTOR: [&str; 7] = ["birth", "presence", "health", "deployment", "ack", "drift", "samples"];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let write = std::env::var_os("EDGEFLEET_WRITE_FUZZ_SEEDS").is_some();
+    for (leaf, payload) in valid_uplinks(1) {
+        let Some(selector) = SELECTOR.iter().position(|s| *s == leaf) else { continue };
+        let mut seed = vec![selector as u8];
+        seed.extend(&payload);
+        let path = dir.join(leaf);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &seed).unwrap();
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            seed,
+            "{} is stale: rerun with EDGEFLEET_WRITE_FUZZ_SEEDS=1",
+            path.display()
+        );
+        let kind = edgefleet_protocol::topic::TopicKind::ALL.into_iter().find(|k| k.leaf() == leaf).unwrap();
+        assert!(edgefleet::server::registry::decode_uplink(kind, &payload).unwrap().is_some());
+    }
+}

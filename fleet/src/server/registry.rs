@@ -129,6 +129,10 @@ pub struct DeviceRecord {
     pub history: VecDeque<HistoryEntry>,
     /// Highest sequence number seen per uplink stream (duplicates are dropped).
     pub last_seq: BTreeMap<String, u64>,
+    /// Messages applied per sequenced stream (`health`, `deployment`, ...). With the device's
+    /// sequence numbers starting at 1, `received == last_seq` means none was lost on the way.
+    #[serde(default)]
+    pub received: BTreeMap<String, u64>,
     /// Messages the fleet refused from this device, and whether it is flagged for them.
     #[serde(default)]
     pub quarantine: Quarantine,
@@ -171,6 +175,7 @@ impl DeviceRecord {
             health: VecDeque::new(),
             history: VecDeque::new(),
             last_seq: BTreeMap::new(),
+            received: BTreeMap::new(),
             quarantine: Quarantine::default(),
         }
     }
@@ -186,6 +191,7 @@ impl DeviceRecord {
             Some(&last) if seq <= last => false,
             _ => {
                 self.last_seq.insert(stream.to_string(), seq);
+                *self.received.entry(stream.to_string()).or_insert(0) += 1;
                 true
             }
         }
