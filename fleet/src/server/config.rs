@@ -4,7 +4,7 @@
 
 use crate::drift::DetectorSettings;
 use crate::rollout::plan::{parse_duration_ms, parse_rate};
-use edgefleet_agent::config::BrokerUrl;
+use edgefleet_protocol::BrokerUrl;
 use edgefleet_protocol::command::ProbationBudget;
 use edgefleet_protocol::topic::Namespace;
 use std::net::SocketAddr;
