@@ -93,14 +93,17 @@ impl Layered {
     }
 }
 
-/// Notes `origin` as the layer of every key (tables included) in `table`.
+/// Notes `origin` as the layer of every value in `table` (its leaves: a section the layer only
+/// touches keeps the default's other keys).
 fn record(table: &Table, prefix: &str, origin: &str, origins: &mut BTreeMap<String, String>) {
     for (key, value) in table {
         let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        if let Value::Table(inner) = value {
-            record(inner, &path, origin, origins);
+        match value {
+            Value::Table(inner) => record(inner, &path, origin, origins),
+            _ => {
+                origins.insert(path, origin.to_string());
+            }
         }
-        origins.insert(path, origin.to_string());
     }
 }
 
