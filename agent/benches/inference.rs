@@ -1,5 +1,5 @@
 //! Per-inference latency on the fixture models, three ways, measured in one run:
-//! (a) raw tract `SimplePlan::run` (the baseline), (b) the agent's `Model` trait on a
+//! (a) raw tract `SimplePlan::run` (the baseline), (b) edgefleet-runtime's `Model` trait on a
 //! `TractModel`, (c) the worker's `InferenceHandle::infer` awaited from async code. Two more
 //! raw-tract rows show where the differences come from: a prebuilt input (no copies) and one
 //! reused `SimpleState` (what `TractModel` does; `plan.run` spawns a state per call).

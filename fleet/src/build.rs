@@ -7,13 +7,13 @@
 
 use crate::golden::synthetic_inputs;
 use crate::keys::{KeyError, load_signing_key};
-use edgefleet_agent::inference::{InferenceError, LoadError, Model, TractModel};
 use edgefleet_protocol::hardware::{HardwareClass, Precision};
 use edgefleet_protocol::package::{
     DriftReference, FORMAT_VERSION, GoldenVector, Lineage, Manifest, Variant, WriteError, hash_reader, write_package,
 };
 use edgefleet_protocol::tensor::{Comparison, ElemType, TensorSpec, Tolerance};
 use edgefleet_protocol::{Digest, ModelName, SemVer};
+use edgefleet_runtime::{InferenceError, LoadError, Model, TractModel};
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! the deployment ends. (The fleet manager does the same for staged rollouts.)
 
 use crate::transfer::ObjectStore;
-use edgefleet_agent::config::BrokerUrl;
+use edgefleet_protocol::BrokerUrl;
 use edgefleet_protocol::command::{Command, CommandBody, CommandId, DeployCommand, DeploymentId, ProbationBudget};
 use edgefleet_protocol::package::{Downgrade, SignedDowngrade};
 use edgefleet_protocol::topic::{Namespace, Topic, TopicKind};

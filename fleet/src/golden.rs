@@ -1,8 +1,8 @@
 //! Seeded inputs for golden validation vectors.
 //!
 //! `package build` runs the reference variant on these inputs with the agent's own inference
-//! runtime (`edgefleet_agent::inference::TractModel`), so the expected outputs come from the
-//! exact code that validates them on the device.
+//! runtime (`edgefleet_runtime::TractModel`), so the expected outputs come from the exact code
+//! that validates them on the device.
 
 use edgefleet_protocol::tensor::{Dim, ElemType, Tensor, TensorData, TensorSpec};
 

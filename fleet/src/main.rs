@@ -6,7 +6,7 @@ use edgefleet::build::{BuildRequest, ModelArg, build_package};
 use edgefleet::direct::{self, DirectDeploy};
 use edgefleet::inspect::inspect;
 use edgefleet::keys;
-use edgefleet_agent::config::BrokerUrl;
+use edgefleet_protocol::BrokerUrl;
 use edgefleet_protocol::command::ProbationBudget;
 use edgefleet_protocol::package::{Lineage, ManifestSummary, TrustStore};
 use edgefleet_protocol::topic::Namespace;

@@ -12,6 +12,8 @@
 //! - [`drift`]: drift reference profiles and the mergeable summaries devices send.
 //! - [`package`]: the signed model package (manifest, signature, trust store, streaming
 //!   reader and writer).
+//! - [`BrokerUrl`] (`std`): the `mqtt://` / `mqtts://` broker address agents and the fleet
+//!   manager are configured with.
 //!
 //! The normative specs are `protocol/WIRE.md` and `protocol/PACKAGE.md`; the golden-byte
 //! tests in this crate pin the code to them.
@@ -40,6 +42,9 @@ pub mod backoff;
 pub mod serial;
 #[cfg(feature = "std")]
 pub mod time;
+
+#[cfg(feature = "std")]
+pub mod broker_url;
 
 #[cfg(feature = "alloc")]
 pub mod codec;
@@ -70,3 +75,6 @@ pub use hardware::HardwareClass;
 #[cfg(feature = "alloc")]
 pub use ids::{DeviceId, Digest, IdError, KeyId, ModelName, PublicKey};
 pub use version::SemVer;
+
+#[cfg(feature = "std")]
+pub use broker_url::BrokerUrl;

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use edgefleet_protocol::BrokerUrl;
 pub use layers::{ENV_PREFIX, Overrides, load};
 
 /// The embedded default configuration (also `print-default-config`).
@@ -122,39 +123,6 @@ pub enum InputSetting {
         /// Generator seed.
         seed: u64,
     },
-}
-
-/// Where the broker is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// `mqtts://`: TLS.
-    pub tls: bool,
-}
-
-impl std::str::FromStr for BrokerUrl {
-    type Err = String;
-    fn from_str(url: &str) -> Result<Self, String> {
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtt://") {
-            (false, rest)
-        } else if let Some(rest) = url.strip_prefix("mqtts://") {
-            (true, rest)
-        } else {
-            return Err(format!("{url:?} must start with mqtt:// or mqtts://"));
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse().map_err(|_| format!("bad port {port:?} in {url:?}"))?),
-            None => (rest, if tls { 8883 } else { 1883 }),
-        };
-        if host.is_empty() || host.contains('/') {
-            return Err(format!("no host in {url:?}"));
-        }
-        Ok(Self { host: host.to_string(), port, tls })
-    }
 }
 
 /// How hardware was chosen.

@@ -1,6 +1,7 @@
-//! Local inference: a [`Model`] trait with a tract backend ([`TractModel`]), a dedicated
-//! worker thread behind a cloneable [`InferenceHandle`], per-version statistics, and the
-//! tensor file formats the API and CLI speak (JSON, `.npy`).
+//! Local inference: a dedicated worker thread behind a cloneable [`InferenceHandle`],
+//! per-version statistics, and package-to-model loading. The [`Model`] trait, its tract
+//! backend ([`TractModel`]) and the tensor file formats the API and CLI speak (JSON, `.npy`)
+//! live in `edgefleet-runtime` and are re-exported here.
 //!
 //! ```text
 //! async callers ── InferenceHandle::infer ──► bounded channel ──► worker thread (owns Box<dyn Model>)
@@ -25,15 +26,15 @@
 //! # Ok(()) }
 //! ```
 
-pub mod json;
-pub mod model;
-pub mod npy;
 pub mod package;
 pub mod stats;
-pub mod tract_backend;
 pub mod worker;
 
-pub use model::{FnModel, InferenceError, Model, ModelLayer, NamedTensor, check_inputs};
+pub use edgefleet_runtime::{json, model, npy, tract_backend};
+
+pub use edgefleet_runtime::{
+    Backend, FnModel, InferenceError, LoadError, LoadOptions, Model, ModelInfo, ModelLayer, ModelSource, NamedTensor,
+    TractModel, check_inputs,
+};
 pub use stats::{InferenceStats, StatsSnapshot, VersionSnapshot};
-pub use tract_backend::{Backend, LoadError, LoadOptions, ModelSource, TractModel};
-pub use worker::{InferenceHandle, InferenceOutcome, InferenceWorker, LoadedModel, ModelInfo, WorkerConfig};
+pub use worker::{InferenceHandle, InferenceOutcome, InferenceWorker, LoadedModel, WorkerConfig};

@@ -1,15 +1,14 @@
 //! From a signed package to a runnable model: verify the package fully (the same checks as
-//! [`crate::verify::verify_file`]), keep the one blob this device runs, and replay the
-//! manifest's golden vectors through a [`Model`].
+//! [`crate::verify::verify_file`]) and keep the one blob this device runs; [`check_golden`]
+//! (from `edgefleet-runtime`) then replays the manifest's golden vectors through a model.
 
-use super::model::{InferenceError, Model};
+pub use edgefleet_runtime::golden::{GoldenError, check_golden};
+
 use crate::AGENT_VERSION;
 use crate::verify::{VerifyError, VerifyRequest};
 use edgefleet_protocol::hardware::HardwareClass;
-use edgefleet_protocol::package::{
-    GoldenVector, PackageError, PackageReader, ReadError, TrustStore, VerifiedPackage, check_newer,
-};
-use edgefleet_protocol::tensor::{Comparison, Tolerance};
+use edgefleet_protocol::package::{PackageError, PackageReader, ReadError, TrustStore, VerifiedPackage, check_newer};
+use edgefleet_protocol::tensor::Tolerance;
 use std::fs::File;
 use std::io::BufReader;
 
@@ -63,56 +62,4 @@ pub fn read_package_variant(request: &VerifyRequest<'_>, class: HardwareClass) -
         })
         .map_err(read_error)?;
     Ok(PackageVariant { verified: VerifiedPackage { manifest, package_id, signature }, variant_index, blob })
-}
-
-/// Golden vectors did not reproduce.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum GoldenError {
-    /// The model could not run a golden vector.
-    #[error("golden vector {vector}: {source}")]
-    Inference {
-        /// Index of the vector.
-        vector: usize,
-        /// Why.
-        source: InferenceError,
-    },
-    /// An output is outside the tolerance (or has the wrong shape or count).
-    #[error("golden vector {vector}, output {output}: max |difference| {max_abs_diff:e} is outside tolerance (abs {}, rel {})", tolerance.abs, tolerance.rel)]
-    Mismatch {
-        /// Index of the vector.
-        vector: usize,
-        /// Index of the output.
-        output: usize,
-        /// Largest absolute difference (infinite for a shape mismatch or NaN).
-        max_abs_diff: f64,
-        /// The tolerance applied.
-        tolerance: Tolerance,
-    },
-}
-
-/// Runs every golden vector through `model`; returns the largest absolute difference seen.
-pub fn check_golden(model: &mut dyn Model, golden: &[GoldenVector], tolerance: Tolerance) -> Result<f64, GoldenError> {
-    let mut worst = 0.0f64;
-    for (vector, g) in golden.iter().enumerate() {
-        let actual = model.run(&g.inputs).map_err(|source| GoldenError::Inference { vector, source })?;
-        if actual.len() != g.expected.len() {
-            let max_abs_diff = f64::INFINITY;
-            return Err(GoldenError::Mismatch {
-                vector,
-                output: actual.len().min(g.expected.len()),
-                max_abs_diff,
-                tolerance,
-            });
-        }
-        for (output, (expected, actual)) in g.expected.iter().zip(&actual).enumerate() {
-            match tolerance.compare(expected, actual) {
-                Comparison::Within { max_abs_diff } => worst = worst.max(max_abs_diff),
-                Comparison::Outside { max_abs_diff } => {
-                    return Err(GoldenError::Mismatch { vector, output, max_abs_diff, tolerance });
-                }
-            }
-        }
-    }
-    Ok(worst)
 }

@@ -5,8 +5,8 @@
 //! are cumulative since the agent started, and [`VersionSnapshot::to_health`] turns two
 //! snapshots into a health report whose percentiles cover only the window between them.
 
-use super::worker::ModelInfo;
 use edgefleet_protocol::uplink::ModelHealth;
+use edgefleet_runtime::ModelInfo;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

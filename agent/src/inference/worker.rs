@@ -8,30 +8,18 @@
 //! every later one on the new, and the previous model is handed back so a rollback can
 //! reinstate it without reloading. The thread ends when the last handle is dropped.
 
-use super::model::{InferenceError, Model, NamedTensor, arrange_inputs, check_inputs};
 use super::stats::{InferenceStats, VersionStats};
 use crate::drift::Drift;
-use edgefleet_protocol::ModelName;
 use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::tensor::Tensor;
-use serde::{Deserialize, Serialize};
+use edgefleet_runtime::json::{InferResponse, json_outputs};
+use edgefleet_runtime::model::{InferenceError, Model, ModelInfo, NamedTensor, arrange_inputs, check_inputs};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// Which model version served (or will serve) an inference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// Model name.
-    pub name: ModelName,
-    /// Version sequence from the package manifest.
-    pub version_seq: u64,
-    /// Human label, e.g. `1.4.0`.
-    pub label: String,
-}
 
 /// A model together with the version it is.
 pub struct LoadedModel {
@@ -62,6 +50,17 @@ pub struct InferenceOutcome {
     pub inference_id: u64,
     /// The version that produced the outputs.
     pub model: ModelInfo,
+}
+
+impl From<InferenceOutcome> for InferResponse {
+    fn from(o: InferenceOutcome) -> Self {
+        Self {
+            outputs: json_outputs(o.outputs, &o.output_names),
+            model: o.model,
+            latency_us: o.latency_us,
+            inference_id: o.inference_id,
+        }
+    }
 }
 
 /// Worker settings.
@@ -301,6 +300,7 @@ impl WorkerState {
 mod tests {
     use super::*;
     use crate::inference::model::FnModel;
+    use edgefleet_protocol::ModelName;
     use edgefleet_protocol::tensor::{Dim, ElemType, TensorData, TensorSpec};
 
     fn info(seq: u64) -> ModelInfo {

@@ -1,9 +1,10 @@
 //! The embedded MQTT broker: rumqttd 0.20, one MQTT 3.1.1 listener, in this process.
 //!
-//! Why in-process and not a supervised child: the hostile-client test
-//! (`fleet/tests/broker_hostile.rs`) showed every malformed, truncated, oversized,
-//! wrong-version or MQTT 5 connection costs only its own connection task (the workspace keeps
-//! `panic = "unwind"`, so a panic in a connection task is contained by tokio). Only the v4
+//! Why in-process and not a supervised child: the hostile-client test (`fleet/tests/serve_process.rs`,
+//! `hostile_mqtt_clients_leave_the_broker_and_the_fleet_serving_every_other_device`) showed that
+//! every malformed, truncated, oversized, wrong-version or MQTT 5 connection costs only its own
+//! connection task (the workspace keeps `panic = "unwind"`, so a panic in a connection task is
+//! contained by tokio). Only the v4
 //! listener is configured: the v5-publish-to-v4-subscriber panic PITFALLS reports needs a v5
 //! listener. If the router thread itself ever dies, the fleet manager's own MQTT client stops
 //! reconnecting and `serve` exits with an error, so a service manager restarts it (the broker

@@ -8,8 +8,7 @@
 //! `data` is flat (C order) or nested arrays. Responses carry
 //! `{"outputs": [{"name", "shape", "dtype", "data"}], "model": {...}, "latency_us", "inference_id"}`.
 
-use super::model::{NamedTensor, data_type_name};
-use super::worker::{InferenceOutcome, ModelInfo};
+use crate::model::{ModelInfo, NamedTensor, data_type_name};
 use edgefleet_protocol::tensor::{Tensor, TensorData};
 use serde::ser::{Serialize, Serializer};
 use serde::{Deserialize, Serialize as DeriveSerialize};
@@ -165,7 +164,7 @@ pub fn json_outputs(outputs: Vec<Tensor>, names: &[String]) -> Vec<JsonOutput> {
         .collect()
 }
 
-/// A response body.
+/// A response body (the agent fills it from one served inference).
 #[derive(Debug, Clone, DeriveSerialize)]
 pub struct InferResponse {
     /// One entry per model output.
@@ -176,17 +175,6 @@ pub struct InferResponse {
     pub latency_us: u64,
     /// Unique per agent run.
     pub inference_id: u64,
-}
-
-impl From<InferenceOutcome> for InferResponse {
-    fn from(o: InferenceOutcome) -> Self {
-        Self {
-            outputs: json_outputs(o.outputs, &o.output_names),
-            model: o.model,
-            latency_us: o.latency_us,
-            inference_id: o.inference_id,
-        }
-    }
 }
 
 #[cfg(test)]

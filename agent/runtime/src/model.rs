@@ -1,7 +1,9 @@
 //! The [`Model`] trait every inference backend implements, its errors, and the input checks
 //! that run before any backend sees a request.
 
+use edgefleet_protocol::ModelName;
 use edgefleet_protocol::tensor::{Dim, ElemType, Tensor, TensorData, TensorSpec};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A loaded model that runs on the calling thread.
@@ -19,14 +21,25 @@ pub trait Model: Send {
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferenceError>;
 }
 
+/// Which model version served (or will serve) an inference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Model name.
+    pub name: ModelName,
+    /// Version sequence from the package manifest.
+    pub version_seq: u64,
+    /// Human label, e.g. `1.4.0`.
+    pub label: String,
+}
+
 /// Wraps the models an agent loads, for validation and serving alike.
 ///
 /// The seam for an agent embedded in a simulator: simulated hardware classes wrap the real
 /// tract model to add their latency profile, or to inject a slow or failing model. A device
-/// has none (`daemon::Embedding::model_layer` is `None`).
+/// has none (the agent's `daemon::Embedding::model_layer` is `None`).
 pub trait ModelLayer: Send + Sync + fmt::Debug {
     /// The model to use in place of `model`, which is version `info`.
-    fn wrap(&self, model: Box<dyn Model>, info: &super::ModelInfo) -> Box<dyn Model>;
+    fn wrap(&self, model: Box<dyn Model>, info: &ModelInfo) -> Box<dyn Model>;
 }
 
 /// Why an inference did not produce outputs.

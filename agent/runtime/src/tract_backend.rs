@@ -7,7 +7,7 @@
 //! cache, so steady traffic never re-optimizes. Each plan keeps one tract state that is reused
 //! across runs.
 
-use super::model::{InferenceError, Model, check_inputs};
+use crate::model::{InferenceError, Model, check_inputs};
 use edgefleet_protocol::tensor::{Dim, ElemType, Tensor, TensorData, TensorSpec};
 use std::collections::HashMap;
 use std::fmt;
@@ -386,7 +386,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models").join(name)
     }
 
     fn features(batch: u64, seed: f32) -> Tensor {
@@ -455,7 +455,7 @@ mod tests {
         assert!(e.is_bad_input() && e.to_string().contains("\"features\""), "{e}");
     }
 
-    /// Runs where CUDA is present (`cargo test -p edgefleet-agent --features gpu`); elsewhere
+    /// Runs where CUDA is present (`cargo test -p edgefleet-runtime --features gpu`); elsewhere
     /// it checks that the backend reports itself unavailable instead of failing later.
     #[cfg(feature = "gpu")]
     #[test]
