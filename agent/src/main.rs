@@ -14,7 +14,6 @@ use edgefleet_protocol::package::ManifestSummary;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The Edgefleet device agent.
 #[derive(Debug, Parser)]
@@ -232,7 +231,7 @@ fn stress(store: impl Store, count: u64) -> anyhow::Result<()> {
     let outbox = Outbox::open(store, OutboxLimits { max_bytes: u64::MAX, max_age_ms: u64::MAX })?;
     let mut stdout = std::io::stdout().lock();
     for _ in 0..count {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now_ms = edgefleet_protocol::time::unix_now_ms();
         let seq = outbox
             .push(Stream::Health, now_ms, |seq| format!("health seq={seq} t={now_ms} {:.<64}", "").into_bytes())?;
         writeln!(stdout, "{seq}")?;

@@ -9,14 +9,11 @@ use edgefleet_protocol::topic::TopicKind;
 use edgefleet_protocol::uplink::{AckResult, CommandAck, DeploymentState, DeploymentStatus, Health};
 use edgefleet_protocol::{ModelName, WireMessage, encode};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tracing::warn;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+/// Milliseconds since the Unix epoch (the one definition, in `protocol`).
+pub use edgefleet_protocol::time::unix_now_ms as now_ms;
 
 fn stream_of(kind: TopicKind) -> Option<Stream> {
     Some(match kind {

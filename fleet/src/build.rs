@@ -18,7 +18,6 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One `--model CLASS[:PRECISION]=PATH` argument.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,7 +188,7 @@ fn now_ms() -> u64 {
     if let Some(seconds) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse::<u64>().ok()) {
         return seconds.saturating_mul(1000);
     }
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    edgefleet_protocol::time::unix_now_ms()
 }
 
 /// Builds and signs the package described by `request`.

@@ -105,10 +105,7 @@ pub async fn deploy(
         None => None,
         Some(path) => {
             let key = crate::keys::load_signing_key(path).map_err(|e| DirectError::Downgrade(e.to_string()))?;
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
+            let now_ms = edgefleet_protocol::time::unix_now_ms();
             let body = Downgrade {
                 model: offered.manifest.name.clone(),
                 version_seq: offered.manifest.version_seq,

@@ -38,7 +38,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 const SMALL: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp_trained.onnx");
@@ -57,9 +57,7 @@ fn num(name: &str, default: f64) -> f64 {
     arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+use edgefleet_protocol::time::unix_now_ms as now_ms;
 
 /// `(VmRSS bytes, user+system CPU seconds)` of a process.
 fn usage(pid: u32) -> (u64, f64) {
