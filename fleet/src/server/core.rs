@@ -5,16 +5,14 @@
 //! commands the rollouts asked for. So nothing is acknowledged or acted on before it is durable.
 
 use super::audit::{self, AuditEntry};
-use super::drift::{DeviceDrift, StoredWindow};
-use super::drift_views;
 use super::models::{ModelRecord, model_key};
 use super::rebirth::MissedBirths;
 use super::registry::{Applied, DeviceRecord, Retention, Uplink, describe_ack};
-use super::rollouts::{RequestError, RolloutRecord, RolloutRequest, event_for_state, resolve_targets};
-use super::selector::{Selector, valid_label_key};
+use super::requests::{ApiRequest, ApiResult};
+use super::rollouts::{RolloutRecord, event_for_state};
 use super::store::{Batch, FleetDb, StoreError};
-use super::views;
-use crate::rollout::{Action, DeviceState, Event, Rollout, RolloutId, RolloutStatus};
+use crate::drift::device::{DeviceDrift, StoredWindow};
+use crate::rollout::{Action, DeviceState, Event, RolloutStatus};
 use edgefleet_protocol::command::{
     Command, CommandBody, CommandId, DeployCommand, DeploymentId, ProbationBudget, RollbackCommand,
 };
@@ -67,163 +65,6 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// An operator request's failure: an HTTP status and a message that says what to do.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    /// HTTP status code.
-    pub status: u16,
-    /// The message.
-    pub message: String,
-}
-
-impl ApiError {
-    /// 400: the request is wrong.
-    pub fn bad_request(message: impl ToString) -> Self {
-        ApiError { status: 400, message: message.to_string() }
-    }
-    /// 404: no such thing.
-    pub fn not_found(message: impl ToString) -> Self {
-        ApiError { status: 404, message: message.to_string() }
-    }
-    /// 409: conflicts with the current state.
-    pub fn conflict(message: impl ToString) -> Self {
-        ApiError { status: 409, message: message.to_string() }
-    }
-}
-
-/// An operator request's answer.
-pub type ApiResult = Result<Value, ApiError>;
-
-/// Operator commands on a rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RolloutOp {
-    /// Stop dispatching and promoting.
-    Pause,
-    /// Undo pause.
-    Resume,
-    /// Stop for good, leaving devices as they are.
-    Abort,
-    /// Stop and roll every committed device back.
-    Rollback,
-    /// Promote held tracks (all, or the one named), overriding an inconclusive gate.
-    Promote,
-}
-
-/// What operators can ask.
-#[derive(Debug)]
-pub enum ApiRequest {
-    /// Server summary.
-    Status,
-    /// Devices matching a selector.
-    ListDevices {
-        /// Selector text.
-        selector: String,
-    },
-    /// One device in full.
-    ShowDevice {
-        /// Device id.
-        id: String,
-    },
-    /// Set or remove labels.
-    Label {
-        /// Device id.
-        id: String,
-        /// Labels to set.
-        set: BTreeMap<String, String>,
-        /// Labels to remove.
-        remove: Vec<String>,
-        /// Operator.
-        actor: String,
-    },
-    /// Register a package already verified and stored.
-    RegisterModel {
-        /// Its record.
-        record: ModelRecord,
-    },
-    /// Every model version.
-    ListModels,
-    /// One model's versions and who runs them.
-    ShowModel {
-        /// Model name.
-        name: String,
-    },
-    /// Create (or dry-run) a rollout.
-    CreateRollout {
-        /// The plan.
-        request: RolloutRequest,
-        /// Resolve and estimate only.
-        dry_run: bool,
-        /// Operator.
-        actor: String,
-    },
-    /// Every rollout, briefly.
-    ListRollouts,
-    /// One rollout in full.
-    ShowRollout {
-        /// Id.
-        id: u32,
-    },
-    /// Pause, resume, abort, roll back.
-    OperateRollout {
-        /// Id.
-        id: u32,
-        /// What.
-        op: RolloutOp,
-        /// Operator.
-        actor: String,
-        /// Why.
-        reason: String,
-        /// For `Promote`: only this track.
-        track: Option<edgefleet_protocol::hardware::HardwareClass>,
-    },
-    /// Health per device.
-    Health {
-        /// Only this device.
-        device: Option<String>,
-        /// Only devices serving this model.
-        model: Option<String>,
-    },
-    /// Drift per device and cohort for a model.
-    DriftReport {
-        /// Model name.
-        model: String,
-        /// Only this device.
-        device: Option<String>,
-    },
-    /// Send a sampling policy to the devices a selector picks.
-    SetSampling {
-        /// Selector (`hw=gpu,site=plant-3`; empty: every device).
-        selector: String,
-        /// The policy.
-        policy: edgefleet_protocol::command::SamplingPolicy,
-        /// Operator.
-        actor: String,
-    },
-    /// Sampled raw records of a model.
-    Samples {
-        /// Model name.
-        model: String,
-        /// Only this device.
-        device: Option<String>,
-        /// At most this many batches.
-        limit: usize,
-    },
-    /// A rollout's A/B scorecard.
-    Scorecard {
-        /// Rollout id.
-        id: u32,
-    },
-    /// Audit entries.
-    Audit {
-        /// From this sequence number.
-        from: u64,
-        /// At most this many.
-        limit: usize,
-    },
-    /// Verify the whole audit chain.
-    AuditVerify,
-}
-
 /// Something for the core to handle.
 #[derive(Debug)]
 pub enum Input {
@@ -259,7 +100,7 @@ pub struct Outbound {
 }
 
 /// Counters for `/v1/status` and benchmarks.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     /// Device messages applied.
     pub uplinks_applied: u64,
@@ -300,27 +141,27 @@ pub struct CoreConfig {
     /// Drift windows kept per device.
     pub drift_retention: usize,
     /// Shown in `/v1/status`.
-    pub info: Value,
+    pub info: crate::api::status::ServerInfo,
 }
 
 /// The state owner.
 pub struct Core {
-    cfg: CoreConfig,
-    db: FleetDb,
-    devices: BTreeMap<DeviceId, DeviceRecord>,
-    models: BTreeMap<String, ModelRecord>,
-    rollouts: BTreeMap<u32, RolloutRecord>,
-    audit_tail: Option<AuditEntry>,
-    dirty_devices: BTreeSet<DeviceId>,
-    dirty_models: BTreeSet<String>,
-    dirty_rollouts: BTreeSet<u32>,
-    new_audit: Vec<AuditEntry>,
+    pub(super) cfg: CoreConfig,
+    pub(super) db: FleetDb,
+    pub(super) devices: BTreeMap<DeviceId, DeviceRecord>,
+    pub(super) models: BTreeMap<String, ModelRecord>,
+    pub(super) rollouts: BTreeMap<u32, RolloutRecord>,
+    pub(super) audit_tail: Option<AuditEntry>,
+    pub(super) dirty_devices: BTreeSet<DeviceId>,
+    pub(super) dirty_models: BTreeSet<String>,
+    pub(super) dirty_rollouts: BTreeSet<u32>,
+    pub(super) new_audit: Vec<AuditEntry>,
     outbound: Vec<Outbound>,
-    counters: Counters,
+    pub(super) counters: Counters,
     next_command_id: u64,
     decided_in_batch: u64,
     health_arrived: bool,
-    drift: BTreeMap<DeviceId, DeviceDrift>,
+    pub(super) drift: BTreeMap<DeviceId, DeviceDrift>,
     new_drift: Vec<(String, StoredWindow)>,
     drift_keep_from: BTreeMap<String, u64>,
     sample_seqs: BTreeMap<String, std::collections::VecDeque<u64>>,
@@ -472,7 +313,7 @@ impl Core {
         Ok(())
     }
 
-    fn audit(&mut self, actor: &str, action: &str, subject: String, detail: Value) {
+    pub(super) fn audit(&mut self, actor: &str, action: &str, subject: String, detail: Value) {
         let entry = audit::next_entry(self.audit_tail.as_ref(), now_ms(), actor, action, &subject, detail);
         self.audit_tail = Some(entry.clone());
         self.new_audit.push(entry);
@@ -561,7 +402,7 @@ impl Core {
         }
     }
 
-    fn active_rollout_ids(&self) -> Vec<u32> {
+    pub(super) fn active_rollout_ids(&self) -> Vec<u32> {
         self.rollouts.iter().filter(|(_, r)| r.finished_at_ms.is_none()).map(|(&id, _)| id).collect()
     }
 
@@ -671,7 +512,7 @@ impl Core {
     // ---- rollouts -------------------------------------------------------------------------
 
     /// Feeds `event` to rollout `id` and carries out the actions.
-    fn handle_rollout(&mut self, id: u32, event: Event) {
+    pub(super) fn handle_rollout(&mut self, id: u32, event: Event) {
         let Some(r) = self.rollouts.get_mut(&id) else { return };
         let is_tick = matches!(event, Event::Tick { .. });
         let actions = r.machine.handle(event);
@@ -751,12 +592,12 @@ impl Core {
         Topic::new(&self.cfg.namespace, device, TopicKind::Command).to_string()
     }
 
-    fn new_command_id(&mut self) -> CommandId {
+    pub(super) fn new_command_id(&mut self) -> CommandId {
         self.next_command_id = self.next_command_id.wrapping_add(1) & (u64::MAX >> 1);
         CommandId(self.next_command_id)
     }
 
-    fn send(&mut self, device: &DeviceId, command: &Command) {
+    pub(super) fn send(&mut self, device: &DeviceId, command: &Command) {
         match encode(command) {
             Ok(payload) => {
                 self.counters.commands_sent += 1;
@@ -806,337 +647,5 @@ impl Core {
             }),
         };
         self.send(device, &command);
-    }
-
-    // ---- operator requests ----------------------------------------------------------------
-
-    fn api(&mut self, request: ApiRequest) -> ApiResult {
-        match request {
-            ApiRequest::Status => Ok(json!({
-                "info": self.cfg.info,
-                "devices": self.devices.len(),
-                "online": self.devices.values().filter(|d| d.online).count(),
-                // Heard from, but their birth (hardware class) has not arrived (asked again).
-                "without_birth": self.devices.values().filter(|d| d.hardware.is_none()).count(),
-                "models": self.models.len(),
-                "rollouts": self.rollouts.len(),
-                "active_rollouts": self.active_rollout_ids(),
-                "audit_entries": self.audit_tail.as_ref().map_or(0, |e| e.seq + 1),
-                "counters": self.counters,
-            })),
-            ApiRequest::ListDevices { selector } => {
-                let selector: Selector = selector.parse().map_err(ApiError::bad_request)?;
-                let list: Vec<Value> =
-                    self.devices.values().filter(|d| selector.matches(d)).map(views::device_summary).collect();
-                Ok(json!(list))
-            }
-            ApiRequest::ShowDevice { id } => {
-                let device = self.device(&id)?;
-                Ok(json!(device))
-            }
-            ApiRequest::Label { id, set, remove, actor } => self.label(&id, set, remove, &actor),
-            ApiRequest::RegisterModel { record } => self.register_model(record),
-            ApiRequest::ListModels => Ok(json!(
-                self.models.values().map(|m| views::model_summary(m, self.devices.values())).collect::<Vec<_>>()
-            )),
-            ApiRequest::ShowModel { name } => {
-                let versions: Vec<Value> = self
-                    .models
-                    .values()
-                    .filter(|m| m.name == name)
-                    .map(|m| views::model_detail(m, self.devices.values()))
-                    .collect();
-                if versions.is_empty() {
-                    return Err(ApiError::not_found(format!(
-                        "unknown model {name:?}; `edgefleet model list` shows the known ones"
-                    )));
-                }
-                Ok(json!({"name": name, "versions": versions}))
-            }
-            ApiRequest::CreateRollout { request, dry_run, actor } => self.create_rollout(request, dry_run, &actor),
-            ApiRequest::ListRollouts => {
-                Ok(json!(self.rollouts.values().map(views::rollout_summary).collect::<Vec<_>>()))
-            }
-            ApiRequest::ShowRollout { id } => {
-                let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-                Ok(views::rollout_detail(r))
-            }
-            ApiRequest::OperateRollout { id, op: RolloutOp::Promote, actor, reason, track } => {
-                self.promote(id, track, &actor, &reason)
-            }
-            ApiRequest::OperateRollout { id, op, actor, reason, track: _ } => self.operate(id, op, &actor, &reason),
-            ApiRequest::Health { device, model } => {
-                if let Some(id) = &device {
-                    self.device(id)?;
-                }
-                let list: Vec<Value> = self
-                    .devices
-                    .values()
-                    .filter(|d| device.as_ref().is_none_or(|id| d.id.as_str() == id))
-                    .filter(|d| model.as_ref().is_none_or(|m| d.active_models.iter().any(|a| &a.name == m)))
-                    .map(|d| {
-                        let mut view = views::health(d, model.as_deref());
-                        drift_views::add_to_health(&self.drift_data(), d, model.as_deref(), &mut view);
-                        view
-                    })
-                    .collect();
-                Ok(json!(list))
-            }
-            ApiRequest::DriftReport { model, device } => {
-                let device = match &device {
-                    Some(id) => Some(self.device(id)?.id.clone()),
-                    None => None,
-                };
-                let known = self.models.values().any(|m| m.name == model)
-                    || self.drift.values().any(|d| d.models.contains_key(&model));
-                if !known {
-                    return Err(ApiError::not_found(format!(
-                        "unknown model {model:?}; `edgefleet model list` shows the known ones"
-                    )));
-                }
-                Ok(drift_views::report(&self.drift_data(), &model, device.as_ref()))
-            }
-            ApiRequest::SetSampling { selector, policy, actor } => {
-                let selector: Selector = selector.parse().map_err(ApiError::bad_request)?;
-                if !(0.0..=1.0).contains(&policy.sample_rate) {
-                    return Err(ApiError::bad_request(format!("sample rate {} is not in [0, 1]", policy.sample_rate)));
-                }
-                if !(100..=86_400_000).contains(&policy.drift_window_ms) {
-                    return Err(ApiError::bad_request("the drift window must be between 100 ms and 1 day"));
-                }
-                let targets: Vec<DeviceId> =
-                    self.devices.values().filter(|d| selector.matches(d)).map(|d| d.id.clone()).collect();
-                for device in &targets {
-                    let command = Command {
-                        command_id: self.new_command_id(),
-                        issued_at_ms: now_ms(),
-                        body: CommandBody::SetSamplingPolicy(policy.clone()),
-                    };
-                    self.send(device, &command);
-                }
-                let detail = json!({
-                    "select": selector.to_string(), "devices": targets.len(), "model": policy.model,
-                    "sample_rate": policy.sample_rate, "max_sample_bytes_per_hour": policy.max_sample_bytes_per_hour,
-                    "drift_window_ms": policy.drift_window_ms,
-                });
-                self.audit(&actor, "device.sampling", format!("select/{selector}"), detail.clone());
-                Ok(detail)
-            }
-            ApiRequest::Samples { model, device, limit } => {
-                let batches = self
-                    .db
-                    .samples(&model, device.as_deref(), limit.min(100_000))
-                    .map_err(|e| ApiError { status: 500, message: e.to_string() })?;
-                let records: Vec<Value> = batches
-                    .iter()
-                    .flat_map(|(device, b)| {
-                        b.records.iter().map(move |r| {
-                            json!({
-                                "device": device, "model": b.model, "version_seq": b.version_seq,
-                                "inference_id": r.inference_id, "timestamp_ms": r.timestamp_ms,
-                                "inputs": r.inputs, "outputs": r.outputs,
-                            })
-                        })
-                    })
-                    .collect();
-                Ok(json!(records))
-            }
-            ApiRequest::Scorecard { id } => {
-                let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-                Ok(drift_views::scorecard(&self.drift_data(), r))
-            }
-            ApiRequest::Audit { from, limit } => {
-                let entries = self
-                    .db
-                    .audit(from, limit.min(10_000))
-                    .map_err(|e| ApiError { status: 500, message: e.to_string() })?;
-                Ok(json!(entries))
-            }
-            ApiRequest::AuditVerify => self.verify_audit(),
-        }
-    }
-
-    fn drift_data(&self) -> drift_views::DriftData<'_> {
-        drift_views::DriftData {
-            devices: &self.devices,
-            drift: &self.drift,
-            models: &self.models,
-            settings: &self.cfg.drift,
-        }
-    }
-
-    fn device(&self, id: &str) -> Result<&DeviceRecord, ApiError> {
-        id.parse::<DeviceId>().ok().and_then(|d| self.devices.get(&d)).ok_or_else(|| {
-            ApiError::not_found(format!("unknown device {id:?}; `edgefleet devices list` shows the known ones"))
-        })
-    }
-
-    fn label(&mut self, id: &str, set: BTreeMap<String, String>, remove: Vec<String>, actor: &str) -> ApiResult {
-        let device_id = self.device(id)?.id.clone();
-        for (k, v) in &set {
-            if !valid_label_key(k) || matches!(k.as_str(), "hw" | "hardware" | "device" | "model") {
-                return Err(ApiError::bad_request(format!(
-                    "label {k:?}: not a valid label name (hw, hardware, device and model are reserved)"
-                )));
-            }
-            if v.is_empty() || v.len() > 128 || v.contains(',') || v.contains('=') {
-                return Err(ApiError::bad_request(format!(
-                    "label {k}={v:?}: values are 1-128 characters without ',' or '='"
-                )));
-            }
-        }
-        let Some(device) = self.devices.get_mut(&device_id) else { return Err(ApiError::not_found(id)) };
-        for k in &remove {
-            device.labels.remove(k);
-        }
-        device.labels.extend(set.clone());
-        let labels = device.labels.clone();
-        self.dirty_devices.insert(device_id.clone());
-        self.audit(actor, "device.label", format!("device/{device_id}"), json!({"set": set, "removed": remove}));
-        Ok(json!({"device": device_id, "labels": labels}))
-    }
-
-    fn register_model(&mut self, record: ModelRecord) -> ApiResult {
-        let key = record.key();
-        if let Some(existing) = self.models.get(&key) {
-            if existing.package_id == record.package_id {
-                return Ok(json!({"model": existing, "already_registered": true}));
-            }
-            return Err(ApiError::conflict(format!(
-                "{} version {} already exists with a different package ({}); versions are immutable, bump version_seq",
-                record.name, record.version_seq, existing.package_id
-            )));
-        }
-        let detail = json!({"package_id": record.package_id, "label": record.label, "key_id": record.key_id, "size": record.package_size});
-        self.audit(&record.pushed_by.clone(), "model.push", format!("model/{key}"), detail);
-        self.models.insert(key.clone(), record.clone());
-        self.dirty_models.insert(key);
-        Ok(json!({"model": record, "already_registered": false}))
-    }
-
-    fn create_rollout(&mut self, request: RolloutRequest, dry_run: bool, actor: &str) -> ApiResult {
-        let (plan, probation) = request.plan(&self.cfg.probation).map_err(ApiError::bad_request)?;
-        let key = model_key(&request.model, request.version_seq);
-        let model = self.models.get(&key).ok_or_else(|| {
-            let known: Vec<&String> = self.models.keys().collect();
-            ApiError::bad_request(RequestError::UnknownModel {
-                name: request.model.clone(),
-                version_seq: request.version_seq,
-                known: if known.is_empty() { "none".into() } else { format!("{known:?}") },
-            })
-        })?;
-        let selector: Selector = request.select.parse().map_err(ApiError::bad_request)?;
-        if let Some(running) =
-            self.rollouts.values().find(|r| r.finished_at_ms.is_none() && r.request.model == request.model)
-        {
-            return Err(ApiError::conflict(format!(
-                "rollout {} of {} is still active; wait for it, or `edgefleet rollout abort {}`",
-                running.id, request.model, running.id
-            )));
-        }
-        let id = self.rollouts.keys().next_back().map_or(1, |last| last + 1);
-        let resolved = resolve_targets(id, &selector, model, self.devices.values());
-        let machine = Rollout::new(RolloutId(id), plan, resolved.targets.clone())
-            .map_err(|e| ApiError::bad_request(RequestError::from(e)))?;
-        let summary = views::dry_run(&machine, model, &resolved, &self.devices, probation.duration_ms);
-        if dry_run {
-            return Ok(json!({"dry_run": true, "plan": summary}));
-        }
-        let package_id = model.package_id.clone();
-        let head_size = model.head_size;
-        let record = RolloutRecord {
-            id,
-            request: request.clone(),
-            created_by: actor.to_string(),
-            created_at_ms: now_ms(),
-            finished_at_ms: None,
-            package_id,
-            head_size,
-            probation,
-            machine,
-            last_heard_ms: BTreeMap::new(),
-            commands: BTreeMap::new(),
-            decisions: BTreeMap::new(),
-            failures: BTreeMap::new(),
-        };
-        self.rollouts.insert(id, record);
-        self.dirty_rollouts.insert(id);
-        self.audit(actor, "rollout.create", format!("rollout/{id}"), json!({"request": request, "plan": summary}));
-        self.handle_rollout(id, Event::Tick { now_ms: now_ms() });
-        self.handle_rollout(id, Event::Start);
-        Ok(json!({"id": id, "dry_run": false, "plan": summary}))
-    }
-
-    fn operate(&mut self, id: u32, op: RolloutOp, actor: &str, reason: &str) -> ApiResult {
-        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-        let status = r.machine.status();
-        let (event, name) = match op {
-            RolloutOp::Pause if matches!(status, RolloutStatus::Created | RolloutStatus::Running) => {
-                (Event::Pause, "rollout.pause")
-            }
-            RolloutOp::Resume if status == RolloutStatus::Paused => (Event::Resume, "rollout.resume"),
-            RolloutOp::Abort if r.finished_at_ms.is_none() => (Event::Abort, "rollout.abort"),
-            RolloutOp::Rollback if !matches!(status, RolloutStatus::Aborted | RolloutStatus::RolledBack) => {
-                (Event::Rollback, "rollout.rollback")
-            }
-            _ => {
-                return Err(ApiError::conflict(format!("rollout {id} is {status:?}: cannot {op:?} it")));
-            }
-        };
-        self.audit(actor, name, format!("rollout/{id}"), json!({"reason": reason, "status_before": status}));
-        self.handle_rollout(id, event);
-        if op == RolloutOp::Resume {
-            // Devices may have answered while paused: re-evaluate right away.
-            self.handle_rollout(id, Event::Tick { now_ms: now_ms() });
-        }
-        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-        Ok(views::rollout_detail(r))
-    }
-
-    fn promote(
-        &mut self,
-        id: u32,
-        track: Option<edgefleet_protocol::hardware::HardwareClass>,
-        actor: &str,
-        reason: &str,
-    ) -> ApiResult {
-        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-        let held: Vec<_> = r
-            .machine
-            .tracks()
-            .iter()
-            .filter(|t| track.is_none_or(|hw| hw == t.hardware))
-            .filter(|t| matches!(t.phase, crate::rollout::machine::TrackPhase::Gating { last: Some(_) }))
-            .map(|t| (t.hardware, t.stage, r.decisions.get(&t.hardware.to_string()).cloned()))
-            .collect();
-        if held.is_empty() || r.machine.status() != RolloutStatus::Running {
-            return Err(ApiError::conflict(format!(
-                "rollout {id}: no running track is held at a gate{}; promote only overrides a holding gate, never a failed one",
-                track.map(|t| format!(" on {t}")).unwrap_or_default()
-            )));
-        }
-        for (hw, stage, decision) in held {
-            let detail = json!({"track": hw, "stage": stage + 1, "reason": reason, "overridden": decision});
-            self.audit(actor, "rollout.promote_override", format!("rollout/{id}"), detail);
-            self.handle_rollout(id, Event::Promote { track: hw, stage });
-        }
-        let r = self.rollouts.get(&id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-        Ok(views::rollout_detail(r))
-    }
-
-    fn verify_audit(&self) -> ApiResult {
-        let mut all = Vec::new();
-        let mut from = 0;
-        loop {
-            let page = self.db.audit(from, 10_000).map_err(|e| ApiError { status: 500, message: e.to_string() })?;
-            let Some(last) = page.last() else { break };
-            from = last.seq + 1;
-            all.extend(page);
-        }
-        all.extend(self.new_audit.iter().cloned());
-        match audit::verify_chain(all) {
-            Ok(count) => Ok(json!({"ok": true, "entries": count})),
-            Err(broken) => Ok(json!({"ok": false, "first_broken": broken.seq, "reason": broken.reason})),
-        }
     }
 }

@@ -11,19 +11,20 @@
 //! - [`config`]: settings. [`broker`]: the embedded broker.
 //! - [`core`]: the single owner of state, batching inputs into storage transactions.
 //! - [`registry`], [`models`], [`rollouts`], [`selector`], [`audit`]: the pure parts.
-//! - [`store`]: redb persistence. [`link`]: MQTT. [`http`]: the operator API. [`views`]: JSON.
+//! - [`store`]: redb persistence. [`link`]: MQTT. [`http`]: the operator API,
+//!   [`requests`]: its requests answered by the core, [`views`]: the typed answers
+//!   ([`crate::api`]). Drift state and views live in [`crate::drift`].
 
 pub mod audit;
 pub mod broker;
 pub mod config;
 pub mod core;
-pub mod drift;
-pub mod drift_views;
 pub mod http;
 pub mod link;
 pub mod models;
 pub mod rebirth;
 pub mod registry;
+pub mod requests;
 pub mod rollouts;
 pub mod selector;
 pub mod store;
@@ -88,15 +89,16 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         .with_context(|| format!("binding the HTTP API on {}", cfg.http_listen))?;
     let http_addr = listener.local_addr()?;
 
-    let info = serde_json::json!({
-        "http": format!("http://{http_addr}"),
-        "mqtt": mqtt_url,
-        "embedded_broker": embedded,
-        "namespace": cfg.namespace.as_str(),
-        "data_dir": cfg.data_dir.display().to_string(),
-        "pid": std::process::id(),
-    });
-    let info_bytes = serde_json::to_vec_pretty(&info)?;
+    let info = crate::api::status::ServerInfo {
+        http: format!("http://{http_addr}"),
+        mqtt: mqtt_url.clone(),
+        embedded_broker: embedded,
+        namespace: cfg.namespace.as_str().to_string(),
+        data_dir: cfg.data_dir.display().to_string(),
+        pid: std::process::id(),
+    };
+    // Through a JSON value: the keys stay sorted, as they always were in server.json.
+    let info_bytes = serde_json::to_vec_pretty(&serde_json::to_value(&info)?)?;
     std::fs::write(cfg.data_dir.join(SERVER_FILE), info_bytes).context("writing server.json")?;
 
     let core_cfg = CoreConfig {
@@ -106,7 +108,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         probation: cfg.probation,
         drift: cfg.drift,
         drift_retention: cfg.drift_retention,
-        info: info.clone(),
+        info,
     };
     let core = Core::open(core_cfg, db)?;
     info!(%http_addr, %mqtt_url, embedded, packages, data_dir = %cfg.data_dir.display(), "fleet manager starting");

@@ -5,10 +5,10 @@
 //! explain them commit together, and device messages are acknowledged only after it.
 
 use super::audit::AuditEntry;
-use super::drift::StoredWindow;
 use super::models::ModelRecord;
 use super::registry::DeviceRecord;
 use super::rollouts::RolloutRecord;
+use crate::drift::device::StoredWindow;
 use edgefleet_protocol::uplink::SampleBatch;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
