@@ -42,6 +42,11 @@ impl std::fmt::Display for DriftState {
     }
 }
 
+/// A statistic the server could not compute (NaN, infinite) is `null` in JSON: read it back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
 /// A drifting feature and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DriftingFeature {
@@ -71,18 +76,24 @@ pub struct FeatureView {
     /// Standard deviation.
     pub std: Option<f64>,
     /// Population stability index.
+    #[serde(deserialize_with = "nan_if_null")]
     pub psi: f64,
     /// Jensen–Shannon divergence (base 2).
+    #[serde(deserialize_with = "nan_if_null")]
     pub js: f64,
     /// Chi-square statistic.
+    #[serde(deserialize_with = "nan_if_null")]
     pub chi2: f64,
     /// Its degrees of freedom.
     pub chi2_dof: u32,
     /// Its p-value.
+    #[serde(deserialize_with = "nan_if_null")]
     pub chi2_p: f64,
     /// KS statistic from bins (a lower bound).
+    #[serde(deserialize_with = "nan_if_null")]
     pub ks: f64,
     /// Its p-value.
+    #[serde(deserialize_with = "nan_if_null")]
     pub ks_p: f64,
     /// Enough values to test.
     pub tested: bool,
@@ -220,12 +231,16 @@ pub struct CohortCard {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PredictionShift {
     /// Population stability index.
+    #[serde(deserialize_with = "nan_if_null")]
     pub psi: f64,
     /// Jensen–Shannon divergence.
+    #[serde(deserialize_with = "nan_if_null")]
     pub js: f64,
     /// Chi-square statistic.
+    #[serde(deserialize_with = "nan_if_null")]
     pub chi2: f64,
     /// Its p-value.
+    #[serde(deserialize_with = "nan_if_null")]
     pub chi2_p: f64,
     /// Predicted classes of the new cohort.
     pub new_counts: Vec<u64>,

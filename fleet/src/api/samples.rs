@@ -16,8 +16,8 @@ pub struct SampleRecord {
     pub inference_id: u64,
     /// Device clock, ms since the epoch.
     pub timestamp_ms: u64,
-    /// Input values.
-    pub inputs: Vec<f32>,
-    /// Output values.
-    pub outputs: Vec<f32>,
+    /// Input values (null: not a number).
+    pub inputs: Vec<Option<f32>>,
+    /// Output values (null: not a number).
+    pub outputs: Vec<Option<f32>>,
 }

@@ -383,8 +383,8 @@ impl Core {
                             version_seq: b.version_seq,
                             inference_id: r.inference_id,
                             timestamp_ms: r.timestamp_ms,
-                            inputs: r.inputs.clone(),
-                            outputs: r.outputs.clone(),
+                            inputs: r.inputs.iter().map(|v| v.is_finite().then_some(*v)).collect(),
+                            outputs: r.outputs.iter().map(|v| v.is_finite().then_some(*v)).collect(),
                         })
                     })
                     .collect();

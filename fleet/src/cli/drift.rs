@@ -2,15 +2,14 @@
 //! scorecard and sampled records from a running fleet manager, and the offline CSV tools
 //! (compare, profile) on the same code path as the fleet.
 
-use crate::ops::{Conn, print_json, s};
+use super::{Conn, j, print_json, s};
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use edgefleet::client::query_escape;
+use edgefleet::api::drift::{AssessmentView, DriftState};
 use edgefleet::drift::compare::{compare, read_table};
 use edgefleet::drift::profile::{categorical_reference, numeric_reference};
 use edgefleet::drift::{Assessment, DetectorSettings};
 use edgefleet_protocol::drift::DriftReference;
-use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -96,26 +95,23 @@ pub(crate) enum SamplesCommand {
 /// Runs a samples subcommand.
 pub(crate) fn samples(conn: &Conn, command: SamplesCommand) -> Result<ExitCode> {
     let SamplesCommand::Export { model, device, limit, out } = command;
-    let mut path = format!("/v1/samples?model={}&limit={limit}", query_escape(&model));
-    if let Some(d) = &device {
-        path.push_str(&format!("&device={}", query_escape(d)));
-    }
-    let records = conn.client().get(&path)?;
-    let records = records.as_array().cloned().unwrap_or_default();
-    let width = |key: &str| records.iter().map(|r| r[key].as_array().map_or(0, Vec::len)).max().unwrap_or(0);
-    let (inputs, outputs) = (width("inputs"), width("outputs"));
+    let records = conn.client().samples(&model, device.as_deref(), limit)?;
+    let (inputs, outputs) = (
+        records.iter().map(|r| r.inputs.len()).max().unwrap_or(0),
+        records.iter().map(|r| r.outputs.len()).max().unwrap_or(0),
+    );
     let mut csv = String::from("device,version_seq,inference_id,timestamp_ms");
     csv.extend((0..inputs).map(|i| format!(",in_{i}")));
     csv.extend((0..outputs).map(|i| format!(",out_{i}")));
     csv.push('\n');
     for r in &records {
-        csv.push_str(&format!("{},{},{},{}", s(&r["device"]), r["version_seq"], r["inference_id"], r["timestamp_ms"]));
-        for (key, n) in [("inputs", inputs), ("outputs", outputs)] {
-            let values = r[key].as_array().cloned().unwrap_or_default();
+        csv.push_str(&format!("{},{},{},{}", r.device, r.version_seq, r.inference_id, r.timestamp_ms));
+        for (values, n) in [(&r.inputs, inputs), (&r.outputs, outputs)] {
             for i in 0..n {
                 csv.push(',');
-                if let Some(v) = values.get(i).and_then(Value::as_f64) {
-                    csv.push_str(&v.to_string());
+                // As f64, the way the values were always written.
+                if let Some(v) = values.get(i).copied().flatten() {
+                    csv.push_str(&f64::from(v).to_string());
                 }
             }
         }
@@ -235,49 +231,39 @@ fn print_assessment(a: &Assessment, ks_exact: Option<&[f64]>) {
 }
 
 fn report(conn: &Conn, model: &str, device: Option<&str>) -> Result<ExitCode> {
-    let mut path = format!("/v1/drift?model={}", query_escape(model));
-    if let Some(d) = device {
-        path.push_str(&format!("&device={}", query_escape(d)));
-    }
-    let answer = conn.client().get(&path)?;
+    let answer = conn.client().drift(model, device)?;
     if conn.json {
         print_json(&answer);
         return Ok(ExitCode::SUCCESS);
     }
-    let devices = answer["devices"].as_array().cloned().unwrap_or_default();
-    let drifting: Vec<&Value> = devices.iter().filter(|d| d["state"] == "drifting").collect();
-    println!("model {model}: {} device(s), {} drifting", devices.len(), drifting.len());
+    let devices = &answer.devices;
+    let drifting = devices.iter().filter(|d| d.state == DriftState::Drifting).count();
+    println!("model {model}: {} device(s), {drifting} drifting", devices.len());
     println!("{:<24} {:<9} {:<8} {:<16} WHY", "DEVICE", "STATE", "VERSION", "RECENT WINDOWS");
-    for d in &devices {
-        let recent: String = d["recent_windows"]
-            .as_array()
-            .map(|a| a.iter().map(|b| if b.as_bool() == Some(true) { 'D' } else { '.' }).collect())
-            .unwrap_or_default();
-        let reasons: Vec<String> = d["reasons"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+    for d in devices {
+        let recent: String =
+            d.recent_windows.iter().flatten().map(|drifted| if *drifted { 'D' } else { '.' }).collect();
         println!(
             "{:<24} {:<9} {:<8} {:<16} {}",
-            s(&d["device"]),
-            s(&d["state"]),
-            s(&d["version_seq"]),
+            d.device.as_str(),
+            d.state.as_str(),
+            s(&d.version_seq),
             recent,
-            reasons.join("; ")
+            d.reasons.join("; ")
         );
     }
     println!(
         "\n{:<36} {:>7} {:>9} {:>8}  DRIFTING FEATURES (merged windows)",
         "COHORT", "DEVICES", "DRIFTING", "MAX PSI"
     );
-    for c in answer["cohorts"].as_array().cloned().unwrap_or_default() {
-        let features: Vec<String> = c["assessment"]["drifting"]
-            .as_array()
-            .map(|a| a.iter().map(|f| s(&f["feature"])).collect())
-            .unwrap_or_default();
-        let max_psi = c["assessment"]["max_psi"].as_f64().map_or("-".into(), |p| format!("{p:.3}"));
+    for c in &answer.cohorts {
+        let features = drifting_features(c.assessment.as_ref());
+        let max_psi = c.assessment.as_ref().and_then(|a| a.max_psi).map_or("-".into(), |p| format!("{p:.3}"));
         println!(
             "{:<36} {:>7} {:>9} {:>8}  {}",
-            s(&c["cohort"]),
-            s(&c["devices"]),
-            s(&c["drifting_devices"]),
+            c.cohort,
+            c.devices,
+            c.drifting_devices,
             max_psi,
             if features.is_empty() { "-".to_string() } else { features.join(", ") }
         );
@@ -285,68 +271,73 @@ fn report(conn: &Conn, model: &str, device: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn pct(v: &Value) -> String {
-    v.as_f64().map_or("-".into(), |x| format!("{:.2}%", x * 100.0))
+fn drifting_features(a: Option<&AssessmentView>) -> Vec<String> {
+    a.map(|a| a.drifting.iter().map(|f| f.feature.clone()).collect()).unwrap_or_default()
 }
 
-fn interval(v: &Value) -> String {
-    match v.as_array().map(|a| (a.first().and_then(Value::as_f64), a.get(1).and_then(Value::as_f64))) {
-        Some((Some(l), Some(u))) => format!("[{:.2}%, {:.2}%]", l * 100.0, u * 100.0),
-        _ => "-".into(),
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{:.2}%", x * 100.0))
+}
+
+fn interval(v: Option<(f64, f64)>) -> String {
+    match v {
+        Some((l, u)) => format!("[{:.2}%, {:.2}%]", l * 100.0, u * 100.0),
+        None => "-".into(),
     }
 }
 
 /// `edgefleet scorecard ROLLOUT`
 pub(crate) fn scorecard(conn: &Conn, id: &str) -> Result<ExitCode> {
-    let answer = conn.client().get(&format!("/v1/rollouts/{}/scorecard", query_escape(id)))?;
+    let answer = conn.client().scorecard(id)?;
     if conn.json {
         print_json(&answer);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "rollout {} — {}@{} ({})",
-        answer["rollout"],
-        s(&answer["model"]),
-        answer["version_seq"],
-        s(&answer["status"])
-    );
-    for t in answer["tracks"].as_array().cloned().unwrap_or_default() {
-        let (new, control, diff) = (&t["new"], &t["control"], &t["difference"]);
-        let control_version = control["version_seq"].as_u64().map_or("none yet".to_string(), |v| format!("v{v}"));
-        println!("\n[{}] new v{} vs control {control_version}", s(&t["hardware"]), new["version_seq"]);
+    println!("rollout {} — {}@{} ({})", answer.rollout, answer.model, answer.version_seq, s(&answer.status));
+    for t in &answer.tracks {
+        let (new, control, diff) = (&t.new, &t.control, &t.difference);
+        let control_version = control.version_seq.map_or("none yet".to_string(), |v| format!("v{v}"));
+        println!("\n[{}] new v{} vs control {control_version}", t.hardware, j(&new.version_seq));
         println!("  {:<24} {:>22} {:>22}", "", "NEW", "CONTROL");
         let row = |name: &str, a: String, b: String| println!("  {name:<24} {a:>22} {b:>22}");
-        row("devices with windows", s(&new["devices_with_windows"]), s(&control["devices_with_windows"]));
-        row("rows summarized", s(&new["rows"]), s(&control["rows"]));
-        row("accuracy (labelled)", pct(&new["accuracy"]["accuracy"]), pct(&control["accuracy"]["accuracy"]));
-        row("  95% CI", interval(&new["accuracy"]["ci95"]), interval(&control["accuracy"]["ci95"]));
-        row("  labels", s(&new["accuracy"]["labelled"]), s(&control["accuracy"]["labelled"]));
-        row("error rate", pct(&new["latency_errors"]["error_rate"]), pct(&control["latency_errors"]["error_rate"]));
-        row("p99 latency µs (median)", s(&new["latency_errors"]["p99_us"]), s(&control["latency_errors"]["p99_us"]));
-        if diff["latency_errors_from"].as_str() == Some("gate decision") {
+        row("devices with windows", s(&new.devices_with_windows), s(&control.devices_with_windows));
+        row("rows summarized", s(&new.rows), s(&control.rows));
+        row("accuracy (labelled)", pct(new.accuracy.accuracy), pct(control.accuracy.accuracy));
+        row("  95% CI", interval(new.accuracy.ci95), interval(control.accuracy.ci95));
+        row("  labels", s(&new.accuracy.labelled), s(&control.accuracy.labelled));
+        let errors = |c: &edgefleet::api::drift::CohortCard| c.latency_errors.as_ref().and_then(|l| l.error_rate);
+        let p99 = |c: &edgefleet::api::drift::CohortCard| c.latency_errors.as_ref().and_then(|l| l.p99_us);
+        row("error rate", pct(errors(new)), pct(errors(control)));
+        row("p99 latency µs (median)", s(&p99(new)), s(&p99(control)));
+        if diff.latency_errors_from == "gate decision" {
             println!("  (error rate and latency as the gate saw them: no device runs the new version now)");
         }
-        let drift = |v: &Value| {
-            let features: Vec<String> =
-                v["drifting"].as_array().map(|a| a.iter().map(|f| s(&f["feature"])).collect()).unwrap_or_default();
-            match v["max_psi"].as_f64() {
+        let drift = |v: Option<&AssessmentView>| {
+            let features = drifting_features(v);
+            match v.and_then(|a| a.max_psi) {
                 Some(p) if features.is_empty() => format!("none (max PSI {p:.3})"),
                 Some(p) => format!("{} (max PSI {p:.3})", features.join(",")),
                 None => "-".into(),
             }
         };
-        row("drift vs reference", drift(&new["drift_vs_reference"]), drift(&control["drift_vs_reference"]));
+        row("drift vs reference", drift(new.drift_vs_reference.as_ref()), drift(control.drift_vs_reference.as_ref()));
+        let shift = diff.prediction_shift.as_ref();
         println!(
             "  accuracy difference {} (95% CI {}); p99 ratio {}; prediction shift PSI {} (chi-square p {})",
-            pct(&diff["accuracy_delta"]),
-            interval(&diff["accuracy_delta_ci95"]),
-            diff["p99_ratio"].as_f64().map_or("-".into(), |r| format!("{r:.2}")),
-            diff["prediction_shift"]["psi"].as_f64().map_or("-".into(), |p| format!("{p:.4}")),
-            diff["prediction_shift"]["chi2_p"].as_f64().map_or("-".into(), |p| format!("{p:.2e}")),
+            pct(diff.accuracy_delta),
+            interval(diff.accuracy_delta_ci95),
+            diff.p99_ratio.map_or("-".into(), |r| format!("{r:.2}")),
+            finite(shift.map(|p| p.psi)).map_or("-".into(), |p| format!("{p:.4}")),
+            finite(shift.map(|p| p.chi2_p)).map_or("-".into(), |p| format!("{p:.2e}")),
         );
-        if let Some(decision) = t["gate"]["decision"].as_str() {
-            println!("  gate: {decision} ({})", s(&t["gate"]["health"]["verdict"]));
+        if let Some(gate) = &t.gate {
+            println!("  gate: {} ({})", gate.decision, s(&gate.health.as_ref().map(|h| h.verdict)));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A statistic sent as `null` (not finite) reads back as NaN: shown as missing, as before.
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| !x.is_nan())
 }

@@ -10,8 +10,8 @@ use edgefleet_protocol::{ModelName, SemVer};
 use std::fs;
 use std::path::Path;
 
-const MODEL_FP32: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp.onnx");
-const MODEL_FP16: &[u8] = include_bytes!("../../fixtures/models/vibration_mlp_fp16.onnx");
+const MODEL_FP32: &[u8] = include_bytes!("../../../fixtures/models/vibration_mlp.onnx");
+const MODEL_FP16: &[u8] = include_bytes!("../../../fixtures/models/vibration_mlp_fp16.onnx");
 
 fn verify_bytes(bytes: &[u8], trust: &TrustStore, installed: Option<u64>) -> String {
     match verify_package(bytes, trust, installed) {
