@@ -21,7 +21,7 @@ use crate::api::status::StatusResponse;
 use crate::drift::views as drift_views;
 use crate::rollout::{Event, Rollout, RolloutId, RolloutStatus};
 use edgefleet_protocol::DeviceId;
-use edgefleet_protocol::command::{Command, CommandBody};
+use edgefleet_protocol::command::{Command, CommandBody, SamplingPolicyError};
 use edgefleet_protocol::hardware::HardwareClass;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -344,12 +344,13 @@ impl Core {
             }
             ApiRequest::SetSampling { selector, policy, actor } => {
                 let selector: Selector = selector.parse().map_err(ApiError::invalid)?;
-                if !(0.0..=1.0).contains(&policy.sample_rate) {
-                    return Err(ApiError::invalid(format!("sample rate {} is not in [0, 1]", policy.sample_rate)));
-                }
-                if !(100..=86_400_000).contains(&policy.drift_window_ms) {
-                    return Err(ApiError::invalid("the drift window must be between 100 ms and 1 day"));
-                }
+                // The wire rule (protocol), with the messages operators have always seen.
+                policy.validate().map_err(|e| match e {
+                    SamplingPolicyError::SampleRate(rate) => {
+                        ApiError::invalid(format!("sample rate {rate} is not in [0, 1]"))
+                    }
+                    _ => ApiError::invalid("the drift window must be between 100 ms and 1 day"),
+                })?;
                 let targets: Vec<DeviceId> =
                     self.devices.values().filter(|d| selector.matches(d)).map(|d| d.id.clone()).collect();
                 for device in &targets {
