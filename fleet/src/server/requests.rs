@@ -1,5 +1,5 @@
 //! Operator requests: what operators can ask ([`ApiRequest`]), how the core answers each one
-//! ([`Core::api`], a typed [`ApiResponse`] or an [`ApiError`]), and the request handlers. Runs
+//! (`Core::api`, a typed [`ApiResponse`] or an [`ApiError`]), and the request handlers. Runs
 //! inside the core's batch like every other input; the HTTP layer ([`super::http`]) maps errors
 //! to status codes.
 
