@@ -81,7 +81,15 @@ struct Answer(ApiResult);
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         match self.0 {
-            Ok(answer) => axum::Json(answer).into_response(),
+            // Through a JSON value, as the answers were built before they had types: the same
+            // bytes (keys sorted, f32 figures widened to f64) for every existing client.
+            Ok(answer) => match serde_json::to_value(&answer) {
+                Ok(value) => axum::Json(value).into_response(),
+                Err(e) => {
+                    let error = ErrorBody { error: format!("cannot encode the answer: {e}") };
+                    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(error)).into_response()
+                }
+            },
             Err(e) => (status_of(&e), axum::Json(ErrorBody { error: e.to_string() })).into_response(),
         }
     }
