@@ -189,3 +189,29 @@ pub struct OperateRequest {
     #[serde(default)]
     pub track: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_reads_back_with_hardware_classes_as_keys() {
+        let plan = DryRunPlan {
+            model: "m".into(),
+            version_seq: 2,
+            package_id: "ab".into(),
+            targets: 3,
+            already_running: 0,
+            offline_now: 1,
+            skipped_no_variant: [(HardwareClass::Gpu, 2)].into(),
+            skipped_no_birth: 0,
+            tracks: vec![],
+            bytes_to_transfer: 10,
+            estimated_duration_ms: 5,
+            estimate_assumes: "x".into(),
+        };
+        let text = serde_json::to_string(&serde_json::to_value(&plan).expect("value")).expect("text");
+        assert!(text.contains(r#""skipped_no_variant":{"Gpu":2}"#), "{text}");
+        assert_eq!(serde_json::from_str::<DryRunPlan>(&text).expect("parses back"), plan);
+    }
+}

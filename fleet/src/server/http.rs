@@ -366,7 +366,7 @@ async fn show_rollout(State(s): State<HttpState>, Path(id): Path<String>) -> Ans
 #[utoipa::path(post, path = "/v1/rollouts/{id}/{op}", tag = "rollouts",
     params(("id" = u32, Path, description = "Rollout id"),
         ("op" = String, Path, description = "pause, resume, abort, rollback or promote")),
-    request_body = rollouts::OperateRequest,
+    request_body(content = Option<rollouts::OperateRequest>, description = "Optional: the reason, and for promote the track"),
     responses((status = 200, body = rollouts::RolloutDetail), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn operate_rollout(
