@@ -4,6 +4,9 @@
 
 use super::*;
 use crate::server::clock::ManualClock;
+use crate::server::driver::RolloutOp;
+use crate::server::requests::ApiError;
+use crate::server::rollouts::RolloutRequest;
 use crate::server::store::{MemoryStore, contract};
 use edgefleet_protocol::hardware::{HardwareClass, HardwareInfo};
 use edgefleet_protocol::uplink::{Birth, DeploymentState, DeploymentStatus};
@@ -33,7 +36,14 @@ fn harness() -> Harness {
         },
         drift: crate::drift::DetectorSettings::default(),
         drift_retention: 8,
-        info: json!({"test": true}),
+        info: crate::api::status::ServerInfo {
+            http: "http://test".into(),
+            mqtt: "mqtt://test".into(),
+            embedded_broker: true,
+            namespace: "ef".into(),
+            data_dir: "/nonexistent".into(),
+            pid: 1,
+        },
     };
     let core = Core::open(cfg, store.clone(), Arc::new(clock.clone()), CommandIds::after(0)).unwrap();
     Harness { core, store, clock }
@@ -190,7 +200,7 @@ fn a_rollout_created_by_request_is_stored_audited_and_dispatched_after_the_commi
     assert!(audit.iter().all(|e| e.at_ms >= T0), "audit times come from the clock");
 
     let (again, _) = ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into() });
-    assert_eq!(again.unwrap_err().status, 409, "one active rollout per model");
+    assert!(matches!(again, Err(ApiError::RolloutActive { id: 1, .. })), "one active rollout per model");
 
     // Commit the first stage; the bake runs on the manual clock.
     let commits: Vec<Input> = first
@@ -226,11 +236,11 @@ fn operator_requests_on_rollouts_name_unknown_and_refused_ones() {
     let mut h = harness();
     let op = |op| ApiRequest::OperateRollout { id: 3, op, actor: "ops".into(), reason: String::new(), track: None };
     let (answer, _) = ask(&mut h.core, op(RolloutOp::Pause));
-    assert_eq!(answer.unwrap_err(), ApiError::not_found("no rollout 3"));
+    assert_eq!(answer.unwrap_err(), ApiError::UnknownRollout { id: 3 });
     let (answer, _) = ask(&mut h.core, ApiRequest::ShowDevice { id: "nope".into() });
-    assert_eq!(answer.unwrap_err().status, 404);
+    assert!(matches!(answer, Err(ApiError::UnknownDevice { .. })));
     let (answer, _) = ask(&mut h.core, ApiRequest::ListDevices { selector: "hw=".into() });
-    assert_eq!(answer.unwrap_err().status, 400);
+    assert!(matches!(answer, Err(ApiError::Invalid { .. })));
 }
 
 #[test]

@@ -15,9 +15,9 @@
 //!   looked up by id, never scanned.
 
 use super::command_ids::CommandIds;
-use super::drift::DeviceDrift;
 use super::registry::{DeviceRecord, describe_ack};
 use super::rollouts::{RolloutRecord, event_for_state};
+use crate::drift::device::DeviceDrift;
 use crate::rollout::machine::TrackPhase;
 use crate::rollout::{Action, CohortFigures, DeviceState, Event, RolloutStatus};
 use edgefleet_protocol::DeviceId;

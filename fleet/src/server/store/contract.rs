@@ -4,9 +4,9 @@
 //! `make`, so checks cannot lean on one another.
 
 use super::{Batch, FleetStore};
+use crate::drift::device::StoredWindow;
 use crate::rollout::{Rollout, RolloutId, Target};
 use crate::server::audit::{self, AuditEntry};
-use crate::server::drift::StoredWindow;
 use crate::server::models::{ModelRecord, VariantInfo};
 use crate::server::registry::DeviceRecord;
 use crate::server::rollouts::{RolloutRecord, RolloutRequest};
