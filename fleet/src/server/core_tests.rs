@@ -180,14 +180,18 @@ fn a_rollout_created_by_request_is_stored_audited_and_dispatched_after_the_commi
     answer.unwrap();
 
     let request = rollout_request(json!({"stages": "50%,100%", "bake": "10s"}));
-    let (dry, outbound) =
-        ask(&mut h.core, ApiRequest::CreateRollout { request: request.clone(), dry_run: true, actor: "ops".into() });
+    let (dry, outbound) = ask(
+        &mut h.core,
+        ApiRequest::CreateRollout { request: request.clone(), dry_run: true, actor: "ops".into(), revoked: vec![] },
+    );
     dry.unwrap();
     assert!(outbound.is_empty() && h.store.load().unwrap().rollouts.is_empty(), "a dry run changes nothing");
 
     h.clock.advance(5);
-    let (created, outbound) =
-        ask(&mut h.core, ApiRequest::CreateRollout { request: request.clone(), dry_run: false, actor: "ops".into() });
+    let (created, outbound) = ask(
+        &mut h.core,
+        ApiRequest::CreateRollout { request: request.clone(), dry_run: false, actor: "ops".into(), revoked: vec![] },
+    );
     created.unwrap();
     let first = deploy_targets(&outbound);
     assert_eq!(first.len(), 2, "stage 1 of 4 devices at 50%");
@@ -199,7 +203,8 @@ fn a_rollout_created_by_request_is_stored_audited_and_dispatched_after_the_commi
     assert_eq!(actions, vec!["model.push", "rollout.create"]);
     assert!(audit.iter().all(|e| e.at_ms >= T0), "audit times come from the clock");
 
-    let (again, _) = ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into() });
+    let (again, _) =
+        ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into(), revoked: vec![] });
     assert!(matches!(again, Err(ApiError::RolloutActive { id: 1, .. })), "one active rollout per model");
 
     // Commit the first stage; the bake runs on the manual clock.
@@ -249,8 +254,26 @@ fn a_reconnect_resends_in_flight_deploys() {
     h.core.apply_batch(vec![uplink("edge-0", birth("edge-0", 1), 1)]).unwrap();
     ask(&mut h.core, ApiRequest::RegisterModel { record: contract::model("vibration", 1) }).0.unwrap();
     let request = rollout_request(json!({"stages": "100%"}));
-    let (_, outbound) = ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into() });
+    let (_, outbound) =
+        ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into(), revoked: vec![] });
     assert_eq!(deploy_targets(&outbound), vec!["ef/devices/edge-0/cmd".to_string()]);
     let settled = h.core.apply_batch(vec![Input::Connected]).unwrap();
     assert_eq!(deploy_targets(&settled.outbound), vec!["ef/devices/edge-0/cmd".to_string()]);
+}
+
+#[test]
+fn a_rollout_of_a_package_signed_by_a_revoked_key_is_refused_with_the_reason() {
+    let mut h = harness();
+    h.core.apply_batch(vec![uplink("edge-0", birth("edge-0", 1), 1)]).unwrap();
+    let record = contract::model("vibration", 1);
+    let key_id = record.key_id.clone();
+    ask(&mut h.core, ApiRequest::RegisterModel { record }).0.unwrap();
+    let request = rollout_request(json!({"stages": "100%"}));
+    let revoked = vec![key_id.to_uppercase()];
+    let (answer, outbound) =
+        ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into(), revoked });
+    let err = answer.unwrap_err();
+    assert!(matches!(err, ApiError::KeyRevoked { .. }), "{err:?}");
+    assert!(err.to_string().contains("which the trust store revokes: devices would refuse it"), "{err}");
+    assert!(outbound.is_empty() && h.store.load().unwrap().rollouts.is_empty());
 }

@@ -40,6 +40,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use edgefleet_protocol::package::TrustStore;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -77,6 +78,7 @@ pub fn status_of(error: &ApiError) -> StatusCode {
         ApiError::VersionExists { .. }
         | ApiError::RolloutActive { .. }
         | ApiError::CannotOperate { .. }
+        | ApiError::KeyRevoked { .. }
         | ApiError::NothingHeld { .. } => StatusCode::CONFLICT,
         ApiError::Storage { .. } | ApiError::NotStored => StatusCode::INTERNAL_SERVER_ERROR,
         ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -353,7 +355,16 @@ async fn create_rollout(
         Ok(r) => r,
         Err(e) => return e.into(),
     };
-    ask(&s, ApiRequest::CreateRollout { request, dry_run: q.dry_run, actor: actor(&headers) }).await
+    // Read now, not at start: an operator revokes a key by editing the trust store.
+    let path = s.trust_store.clone();
+    // No readable trust store: nothing was pushed through it either; the core answers.
+    let revoked = tokio::task::spawn_blocking(move || TrustStore::load(&path).map(|t| t.revoked).unwrap_or_default())
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|k| hex::encode(k.0))
+        .collect();
+    ask(&s, ApiRequest::CreateRollout { request, dry_run: q.dry_run, actor: actor(&headers), revoked }).await
 }
 
 #[utoipa::path(get, path = "/v1/rollouts", tag = "rollouts",

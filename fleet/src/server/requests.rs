@@ -4,7 +4,7 @@
 //! to status codes.
 
 use super::core::Core;
-use super::driver::{DriverError, Effects};
+use super::driver::{DriverError, Effects, FleetView};
 use super::models::{ModelRecord, model_key};
 use super::registry::DeviceRecord;
 use super::rollouts::{RequestError, RolloutRecord, RolloutRequest, resolve_targets};
@@ -77,6 +77,16 @@ pub enum ApiError {
         id: u32,
         /// Its model.
         model: String,
+    },
+    /// The package is signed by a key the trust store revokes.
+    #[error(
+        "{model} is signed by key {key_id}, which the trust store revokes: devices would refuse it; sign a new version with a trusted key"
+    )]
+    KeyRevoked {
+        /// `name@version`.
+        model: String,
+        /// The signing key id (hex).
+        key_id: String,
     },
     /// The rollout's status does not allow the operation.
     #[error("rollout {id} is {status:?}: cannot {op:?} it")]
@@ -171,6 +181,9 @@ pub enum ApiRequest {
         dry_run: bool,
         /// Operator.
         actor: String,
+        /// Signing key ids (hex) the trust store revokes now: a package signed by one is not
+        /// rolled out (devices would refuse it).
+        revoked: Vec<String>,
     },
     /// Every rollout, briefly.
     ListRollouts,
@@ -264,7 +277,9 @@ impl Core {
                 }
                 Ok(ApiResponse::Model(ModelDetail { name, versions }))
             }
-            ApiRequest::CreateRollout { request, dry_run, actor } => self.create_rollout(request, dry_run, &actor),
+            ApiRequest::CreateRollout { request, dry_run, actor, revoked } => {
+                self.create_rollout(request, dry_run, &actor, &revoked)
+            }
             ApiRequest::ListRollouts => {
                 Ok(ApiResponse::Rollouts(self.driver.records().map(views::rollout_summary).collect()))
             }
@@ -405,7 +420,7 @@ impl Core {
         Ok(ApiResponse::ModelPushed(Box::new(PushResponse { model: record, already_registered: false })))
     }
 
-    fn create_rollout(&mut self, request: RolloutRequest, dry_run: bool, actor: &str) -> ApiResult {
+    fn create_rollout(&mut self, request: RolloutRequest, dry_run: bool, actor: &str, revoked: &[String]) -> ApiResult {
         let (plan, probation) = request.plan(&self.cfg.probation).map_err(ApiError::invalid)?;
         let key = model_key(&request.model, request.version_seq);
         let model = self.models.get(&key).ok_or_else(|| {
@@ -416,6 +431,9 @@ impl Core {
                 known: if known.is_empty() { "none".into() } else { format!("{known:?}") },
             })
         })?;
+        if revoked.iter().any(|k| k.eq_ignore_ascii_case(&model.key_id)) {
+            return Err(ApiError::KeyRevoked { model: key, key_id: model.key_id.clone() });
+        }
         let selector: Selector = request.select.parse().map_err(ApiError::invalid)?;
         if let Some(running) = self.driver.active_for_model(&request.model) {
             return Err(ApiError::RolloutActive { id: running.id, model: request.model.clone() });
@@ -447,6 +465,8 @@ impl Core {
             latest_commands: BTreeMap::new(),
             decisions: BTreeMap::new(),
             failures: BTreeMap::new(),
+            rollback_skipped: BTreeMap::new(),
+            holds: BTreeMap::new(),
         };
         self.audit(actor, "rollout.create", format!("rollout/{id}"), json!({"request": request, "plan": summary}));
         let effects = self.driver.start(record, self.clock.now_ms(), &mut self.command_ids);
@@ -456,7 +476,8 @@ impl Core {
     }
 
     fn operate(&mut self, id: u32, op: RolloutOp, actor: &str, reason: &str) -> ApiResult {
-        let effects = self.driver.operate(id, op, actor, reason, self.clock.now_ms(), &mut self.command_ids);
+        let fleet = FleetView { devices: &self.devices, drift: &self.drift };
+        let effects = self.driver.operate(id, op, actor, reason, fleet, self.clock.now_ms(), &mut self.command_ids);
         self.operated(id, effects)
     }
 

@@ -92,6 +92,8 @@ pub fn rollout(id: u32, model: &ModelRecord, targets: &[&str]) -> RolloutRecord 
         latest_commands: BTreeMap::from([(first.clone(), CommandId(77))]),
         decisions: BTreeMap::new(),
         failures: BTreeMap::from([(first, "disk full".into())]),
+        rollback_skipped: BTreeMap::new(),
+        holds: BTreeMap::new(),
     }
 }
 
