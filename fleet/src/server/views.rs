@@ -135,7 +135,13 @@ pub fn health(d: &DeviceRecord, model: Option<&str>) -> HealthView {
     let mut state = Healthy;
     let mut figures = Vec::new();
     if let Some(h) = latest {
-        for m in h.models.iter().filter(|m| model.is_none_or(|name| m.name.as_str() == name)) {
+        // The agent reports every version it served since it started; health is about what the
+        // device runs now (a version rolled back an hour ago is history, not a failure).
+        let serving = |m: &&edgefleet_protocol::uplink::ModelHealth| {
+            d.active_models.is_empty()
+                || d.active_models.iter().any(|a| a.name == m.name.as_str() && a.version_seq == m.version_seq)
+        };
+        for m in h.models.iter().filter(|m| model.is_none_or(|name| m.name.as_str() == name)).filter(serving) {
             // Rates over the last report interval when the counters allow, else since start.
             let (inferences, errors) = match previous
                 .and_then(|p| p.models.iter().find(|pm| pm.name == m.name && pm.version_seq == m.version_seq))
@@ -268,5 +274,50 @@ pub fn dry_run(
             ASSUMED_DOWNLOAD_BYTES_PER_SEC >> 20,
             plan.bake_ms
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::registry::{HealthPoint, ServedModel};
+    use edgefleet_protocol::ModelName;
+    use edgefleet_protocol::uplink::ModelHealth;
+
+    fn figures(version_seq: u64, inference_count: u64, error_count: u64) -> ModelHealth {
+        ModelHealth {
+            name: ModelName::new("vibration-mlp").expect("name"),
+            version_seq,
+            inference_count,
+            error_count,
+            latency_p50_us: 10,
+            latency_p99_us: 20,
+        }
+    }
+
+    #[test]
+    fn health_describes_the_version_the_device_runs_now_not_one_it_was_rolled_back_from() {
+        let mut d = DeviceRecord::new("edge-1".parse().expect("id"), 0);
+        d.online = true;
+        d.active_models.push(ServedModel {
+            name: "vibration-mlp".into(),
+            version_seq: 1,
+            label: String::new(),
+            package_id: String::new(),
+        });
+        // Version 6 failed 10% of its inferences before it was rolled back to version 1.
+        d.health.push_back(HealthPoint {
+            timestamp_ms: 0,
+            received_ms: 0,
+            models: vec![figures(1, 5_000, 0), figures(6, 1_000, 100)],
+            outbox_depth: 0,
+            outbox_evictions: 0,
+            rss_bytes: 0,
+            cpu_percent: 0.0,
+            free_disk_bytes: 1 << 30,
+        });
+        let view = health(&d, None);
+        assert_eq!(view.state, HealthState::Healthy, "{:?}", view.reasons);
+        assert_eq!(view.models.iter().map(|m| m.version_seq).collect::<Vec<_>>(), vec![1]);
     }
 }
