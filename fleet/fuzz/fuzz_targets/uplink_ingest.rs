@@ -5,6 +5,7 @@
 //! message must be acknowledged, in arrival order.
 #![no_main]
 
+use edgefleet::api::status::ServerInfo;
 use edgefleet::server::clock::ManualClock;
 use edgefleet::server::command_ids::CommandIds;
 use edgefleet::server::core::{Core, CoreConfig, Input, RefusedMessage};
@@ -49,7 +50,14 @@ fn fleet() -> &'static Mutex<Fleet> {
             },
             drift: Default::default(),
             drift_retention: 4,
-            info: serde_json::Value::Null,
+            info: ServerInfo {
+                http: String::new(),
+                mqtt: String::new(),
+                embedded_broker: true,
+                namespace: "fz".into(),
+                data_dir: String::new(),
+                pid: 0,
+            },
         };
         let store = Arc::new(MemoryStore::default());
         let core = Core::open(cfg, store, Arc::new(clock.clone()), CommandIds::after(0)).expect("core");
