@@ -94,7 +94,14 @@ pub(crate) fn run(conn: &Conn, command: DevicesCommand) -> Result<ExitCode> {
                 println!("sampling policy sent to {} device(s)", answer.devices);
             }
         }
-        DevicesCommand::Show { id } => print_json(&client.device(&id)?),
+        DevicesCommand::Show { id } => {
+            let d = client.device(&id)?;
+            if conn.json {
+                print_json(&d);
+            } else {
+                print!("{}", show_text(&d.0));
+            }
+        }
         DevicesCommand::Label { id, labels, remove } => {
             let mut set = BTreeMap::new();
             for label in labels {
@@ -112,4 +119,61 @@ pub(crate) fn run(conn: &Conn, command: DevicesCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `devices show` as text: identity, hardware, labels, models, the last health report and
+/// recent deployment transitions.
+fn show_text(d: &edgefleet::server::registry::DeviceRecord) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let hardware = d.hardware.map_or("unknown (no birth yet)".to_string(), |h| h.to_string());
+    let _ = writeln!(out, "device {}", d.id.as_str());
+    let _ = writeln!(out, "  hardware   {hardware} ({})", d.hardware_detail);
+    let _ = writeln!(out, "  agent      {}", d.agent_version);
+    let online = match (&d.online, &d.offline_reason) {
+        (true, _) => "online".to_string(),
+        (false, Some(why)) => format!("offline ({why})"),
+        (false, None) => "offline".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "  status     {online}, last seen {}, first seen {}",
+        ms_ago(d.last_seen_ms),
+        ms_ago(d.first_seen_ms)
+    );
+    let labels = d.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(out, "  labels     {}", if labels.is_empty() { "-" } else { &labels });
+    let models =
+        d.active_models.iter().map(|m| format!("{}@{} ({})", m.name, m.version_seq, m.label)).collect::<Vec<_>>();
+    let _ = writeln!(out, "  models     {}", if models.is_empty() { "-".to_string() } else { models.join(", ") });
+    let _ = writeln!(out, "  free disk  {} MiB", d.free_disk_bytes >> 20);
+    if let Some(h) = d.health.back() {
+        let _ = writeln!(
+            out,
+            "  health     {}: cpu {:.0}%, rss {} MiB, outbox {} ({} evicted)",
+            ms_ago(h.received_ms),
+            h.cpu_percent,
+            h.rss_bytes >> 20,
+            h.outbox_depth,
+            h.outbox_evictions
+        );
+    }
+    if !d.history.is_empty() {
+        let _ = writeln!(out, "  deployments (newest first):");
+        for e in d.history.iter().rev().take(10) {
+            let _ = writeln!(
+                out,
+                "    {:<10} deployment {} {}@{}: {}",
+                ms_ago(e.received_ms),
+                e.deployment_id,
+                e.model,
+                e.version_seq,
+                e.state
+            );
+        }
+    }
+    if d.quarantine.flagged.is_some() {
+        let _ = writeln!(out, "  flagged    refused messages: see `edgefleet devices show {} --json`", d.id.as_str());
+    }
+    out
 }

@@ -6,7 +6,14 @@ use std::process::ExitCode;
 
 /// `edgefleet health`
 pub(crate) fn run(conn: &Conn, device: Option<String>, model: Option<String>) -> Result<ExitCode> {
-    let rows = conn.client().health(device.as_deref(), model.as_deref())?;
+    let client = conn.client();
+    if let Some(m) = &model {
+        super::require_model(&client, m)?;
+    }
+    if let Some(d) = &device {
+        super::require_device(&client, d)?;
+    }
+    let rows = client.health(device.as_deref(), model.as_deref())?;
     if conn.json {
         print_json(&rows);
         return Ok(ExitCode::SUCCESS);
