@@ -238,6 +238,17 @@ async fn operator_output_has_no_debug_renderings_and_exit_codes_are_documented()
         let answer = s.ok(&json).await;
         serde_json::from_str::<serde_json::Value>(&answer).unwrap_or_else(|e| panic!("{json:?}: {e}: {answer}"));
     }
+    // Selectors with `!=` and `in (...)`, labels by selector, health by selector and state.
+    let labelled = s.ok(&["devices", "label", "--select", "device in (box-00,box-01)", "site=plant-3"]).await;
+    assert!(labelled.contains("2 device(s) labelled"), "{labelled}");
+    let listed = s.ok(&["devices", "list", "--select", "site!=plant-3"]).await;
+    assert!(listed.contains("box-02") && !listed.contains("box-00"), "{listed}");
+    let health = s.ok(&["health", "--select", "site in (plant-3)", "--state", "healthy", "--json"]).await;
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert!(health.as_array().unwrap().iter().all(|h| h["device"] != "box-02"), "{health}");
+    let (code, _, _) = s.cmd(&["health", "--state", "sideways"]).await;
+    assert_eq!(code, 2, "an unknown state is a usage error");
+
     let shown = s.ok(&["devices", "show", "box-00"]).await;
     assert!(shown.starts_with("device box-00") && shown.contains("hardware   cpu"), "{shown}");
     let quick = s.ok(&["quickstart", "--json", "--dir", dir.path().join("qs").to_str().unwrap()]).await;

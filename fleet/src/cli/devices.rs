@@ -1,6 +1,6 @@
 //! `edgefleet devices list|show|label|sampling`.
 
-use super::{Conn, j, ms_ago, print_json, s};
+use super::{Conn, ms_ago, print_json, s};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use edgefleet::api::devices::{LabelRequest, SamplingRequest};
@@ -10,7 +10,8 @@ use std::process::ExitCode;
 /// `edgefleet devices ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum DevicesCommand {
-    /// Devices, optionally filtered by a selector (hw=gpu,site=plant-3).
+    /// Devices, optionally filtered by a selector (hw=gpu,site=plant-3; also `key!=value`,
+    /// `key in (a,b)`, `key notin (a,b)`).
     List {
         /// Selector.
         #[arg(long, default_value = "")]
@@ -21,10 +22,14 @@ pub(crate) enum DevicesCommand {
         /// Device id.
         id: String,
     },
-    /// Set labels (KEY=VALUE) and remove labels (--remove KEY).
+    /// Set labels (KEY=VALUE) and remove labels (--remove KEY), on one device or, with
+    /// --select, on every device the selector picks (`devices label --select hw=gpu site=x`).
     Label {
-        /// Device id.
+        /// Device id (with --select: the first label instead).
         id: String,
+        /// Label every device this selector picks instead of one device.
+        #[arg(long)]
+        select: Option<String>,
         /// Labels to set.
         labels: Vec<String>,
         /// Labels to remove.
@@ -102,7 +107,14 @@ pub(crate) fn run(conn: &Conn, command: DevicesCommand) -> Result<ExitCode> {
                 print!("{}", show_text(&d.0));
             }
         }
-        DevicesCommand::Label { id, labels, remove } => {
+        DevicesCommand::Label { id, select, mut labels, remove } => {
+            let ids: Vec<String> = match &select {
+                None => vec![id],
+                Some(select) => {
+                    labels.insert(0, id);
+                    client.devices(select)?.into_iter().map(|d| d.id.as_str().to_string()).collect()
+                }
+            };
             let mut set = BTreeMap::new();
             for label in labels {
                 let (k, v) = label
@@ -110,11 +122,24 @@ pub(crate) fn run(conn: &Conn, command: DevicesCommand) -> Result<ExitCode> {
                     .with_context(|| format!("label {label:?} is not KEY=VALUE (e.g. site=plant-3)"))?;
                 set.insert(k.to_string(), v.to_string());
             }
-            let answer = client.label(&id, &LabelRequest { set, remove })?;
+            let request = LabelRequest { set, remove };
+            let mut answers = Vec::new();
+            for id in &ids {
+                answers.push(client.label(id, &request)?);
+            }
             if conn.json {
-                print_json(&answer);
+                match (&select, answers.as_slice()) {
+                    (None, [one]) => print_json(one),
+                    _ => print_json(&answers),
+                }
             } else {
-                println!("{id}: labels {}", j(&answer.labels));
+                for answer in &answers {
+                    let labels = answer.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+                    println!("{}: labels {labels}", answer.device.as_str());
+                }
+                if select.is_some() {
+                    println!("{} device(s) labelled", answers.len());
+                }
             }
         }
     }

@@ -72,6 +72,12 @@ pub(crate) enum Command {
         /// Only devices serving this model.
         #[arg(long)]
         model: Option<String>,
+        /// Only devices this selector picks (hw=gpu,site=plant-3).
+        #[arg(long)]
+        select: Option<String>,
+        /// Only devices in this state.
+        #[arg(long, value_parser = ["healthy", "degraded", "failing", "drifting", "offline", "unknown"])]
+        state: Option<String>,
     },
     /// Drift reports from the fleet, and offline drift tools on CSV files.
     #[command(subcommand)]
@@ -118,7 +124,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Devices(c) => devices::run(&conn, c),
         Command::Model(c) => models::run(&conn, c),
         Command::Rollout(c) => rollouts::run(&conn, c),
-        Command::Health { device, model } => health::run(&conn, device, model),
+        Command::Health { device, model, select, state } => {
+            health::run(&conn, health::Filter { device, model, select, state })
+        }
         Command::Audit(c) => audit::run(&conn, c),
         Command::Drift(c) => drift::run(&conn, c),
         Command::Samples(c) => drift::samples(&conn, c),

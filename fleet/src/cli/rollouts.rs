@@ -25,7 +25,8 @@ pub(crate) struct CreateArgs {
     /// Version sequence to roll out.
     #[arg(long)]
     version_seq: Option<u64>,
-    /// Device selector, e.g. hw=gpu,site=plant-3 (default: every device).
+    /// Device selector, e.g. hw=gpu,site=plant-3 or `site in (plant-1,plant-3),line!=2`
+    /// (default: every device).
     #[arg(long)]
     select: Option<String>,
     /// Cumulative stages, ending at 100% (default 1%,10%,50%,100%).
@@ -185,7 +186,8 @@ fn print_plan(plan: &DryRunPlan) {
         plan.targets, plan.model, plan.version_seq, plan.already_running, plan.offline_now
     );
     if !plan.skipped_no_variant.is_empty() {
-        println!("  skipped (no variant for their hardware): {}", j(&plan.skipped_no_variant));
+        let skipped: Vec<String> = plan.skipped_no_variant.iter().map(|(hw, n)| format!("{n} {hw}")).collect();
+        println!("  skipped (no variant for their hardware): {}", skipped.join(", "));
     }
     if plan.skipped_no_birth > 0 {
         let unborn = plan.skipped_no_birth;
