@@ -276,3 +276,16 @@ fn the_scan_catches_debug_renderings() {
     assert!(debug_renderings("rollout 1 vibration-mlp@2: rolled back (3 devices)", false).is_empty());
     assert!(debug_renderings("{\"hardware\": \"Cpu\", \"status\": \"RolledBack\"}", true).is_empty());
 }
+
+#[test]
+fn completion_scripts_for_bash_zsh_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o =
+            std::process::Command::new(env!("CARGO_BIN_EXE_edgefleet")).args(["completion", shell]).output().unwrap();
+        assert!(o.status.success(), "{shell}");
+        let script = String::from_utf8(o.stdout).unwrap();
+        assert!(script.contains("edgefleet") && script.contains("rollout"), "{shell}: {script}");
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgefleet")).args(["completion", "tcsh9"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "an unknown shell is a usage error");
+}

@@ -97,6 +97,13 @@ pub(crate) enum Command {
     /// Talk to one device straight over the broker, without a fleet manager.
     #[command(subcommand)]
     Direct(direct::DirectCommand),
+    /// Print a shell completion script: `edgefleet completion bash > /etc/bash_completion.d/edgefleet`,
+    /// `edgefleet completion zsh > "${fpath[1]}/_edgefleet"`, `edgefleet completion fish >
+    /// ~/.config/fish/completions/edgefleet.fish`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Generate a key, build a signed package from the bundled example model, verify it as a
     /// device would, and show a tampered copy being refused.
     Quickstart {
@@ -133,6 +140,11 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Scorecard { rollout } => drift::scorecard(&conn, &rollout),
         Command::Keys(c) => package::keys(c),
         Command::Package(c) => package::run(c),
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "edgefleet", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Quickstart { dir } => quickstart::run(&dir, conn.json).map(|()| ExitCode::SUCCESS),
         Command::Direct(c) => direct::run(c),
     }
