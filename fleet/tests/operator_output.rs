@@ -238,6 +238,16 @@ async fn operator_output_has_no_debug_renderings_and_exit_codes_are_documented()
         let answer = s.ok(&json).await;
         serde_json::from_str::<serde_json::Value>(&answer).unwrap_or_else(|e| panic!("{json:?}: {e}: {answer}"));
     }
+    // The audit log: newest first, paged; --from lists oldest first as before.
+    let newest = s.ok(&["audit", "list", "--limit", "2"]).await;
+    let seqs: Vec<u64> = newest.lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
+    assert!(seqs.len() == 2 && seqs[0] > seqs[1], "{newest}");
+    assert!(newest.contains("--page 2"), "{newest}");
+    let older = s.ok(&["audit", "list", "--limit", "2", "--page", "2"]).await;
+    assert!(older.lines().next().unwrap().trim().starts_with(&(seqs[1] - 1).to_string()), "{older}");
+    let oldest = s.ok(&["audit", "list", "--from", "0", "--limit", "1"]).await;
+    assert!(oldest.trim_start().starts_with('0'), "{oldest}");
+
     // Selectors with `!=` and `in (...)`, labels by selector, health by selector and state.
     let labelled = s.ok(&["devices", "label", "--select", "device in (box-00,box-01)", "site=plant-3"]).await;
     assert!(labelled.contains("2 device(s) labelled"), "{labelled}");
