@@ -13,11 +13,16 @@ fn main() -> ExitCode {
     if !matches!(cli.command, cli::Command::Serve(_)) {
         sigpipe::reset();
     }
+    let json = cli.conn.json;
     match cli::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(1)
+            if json {
+                eprintln!("{}", serde_json::json!({ "error": format!("{error:#}") }));
+            } else {
+                eprintln!("error: {error:#}");
+            }
+            ExitCode::from(cli::EXIT_FAILED)
         }
     }
 }

@@ -271,7 +271,7 @@ async fn run_size(devices: usize, package_kind: &str, mix: Mix) -> Result<Row> {
         }
         // Small canaries (1% of a small track) hold "inconclusive"; promote them as an operator would.
         for t in &r.tracks {
-            if t.phase == "held (Inconclusive)" {
+            if t.phase.starts_with("held: failure rate in") {
                 let body = OperateRequest { reason: "scale bench".into(), track: Some(t.hardware.clone()) };
                 post::<RolloutDetail>(&client, &format!("/v1/rollouts/{id}/promote"), &body).await?;
             }

@@ -132,7 +132,9 @@ async fn follow(client: &Client, id: u32, limit: Duration) -> Result<(RolloutDet
                 .as_ref()
                 .and_then(|d| d.evidence.health.as_ref())
                 .map_or(HealthVerdict::Fine, |h| h.verdict);
-            if t.phase != "held (Inconclusive)" || !matches!(verdict, HealthVerdict::Fine | HealthVerdict::NoControl) {
+            if !t.phase.starts_with("held: failure rate in")
+                || !matches!(verdict, HealthVerdict::Fine | HealthVerdict::NoControl)
+            {
                 held_since.remove(&track);
                 continue;
             }

@@ -10,14 +10,18 @@ use std::process::ExitCode;
 pub(crate) enum AuditCommand {
     /// Check the hash chain; names the first broken entry.
     Verify,
-    /// Show entries.
+    /// Show entries, newest first, a page at a time (`--page 2` for older ones); `--from N`
+    /// lists oldest first from entry N.
     List {
-        /// From this entry.
-        #[arg(long, default_value_t = 0)]
-        from: u64,
-        /// At most this many.
+        /// Oldest first, from this entry.
+        #[arg(long)]
+        from: Option<u64>,
+        /// At most this many (a page).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Newest first: this page (1 is the newest entries).
+        #[arg(long, default_value_t = 1, conflicts_with = "from")]
+        page: u64,
     },
 }
 
@@ -42,8 +46,30 @@ pub(crate) fn run(conn: &Conn, command: AuditCommand) -> Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
-        AuditCommand::List { from, limit } => {
-            let entries = client.audit(from, limit)?;
+        AuditCommand::List { from, limit, page } => {
+            let (entries, footer) = match from {
+                Some(from) => (client.audit(from, limit)?, None),
+                None => {
+                    let total = client.status()?.audit_entries;
+                    let skip = (page.max(1) - 1).saturating_mul(limit as u64);
+                    let end = total.saturating_sub(skip);
+                    let start = end.saturating_sub(limit as u64);
+                    let mut entries = client.audit(start, (end - start) as usize)?;
+                    entries.reverse();
+                    let footer = if entries.is_empty() {
+                        format!("no entries on page {page} ({total} in all)")
+                    } else if start > 0 {
+                        format!(
+                            "entries {start}–{} of {total}, newest first; older: --page {}",
+                            end.saturating_sub(1),
+                            page.max(1) + 1
+                        )
+                    } else {
+                        format!("entries {start}–{} of {total}, newest first", end.saturating_sub(1))
+                    };
+                    (entries, Some(footer))
+                }
+            };
             if conn.json {
                 print_json(&entries);
                 return Ok(ExitCode::SUCCESS);
@@ -58,6 +84,9 @@ pub(crate) fn run(conn: &Conn, command: AuditCommand) -> Result<ExitCode> {
                     e.subject,
                     e.detail
                 );
+            }
+            if let Some(footer) = footer {
+                println!("{footer}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -95,7 +95,12 @@ pub(crate) enum SamplesCommand {
 /// Runs a samples subcommand.
 pub(crate) fn samples(conn: &Conn, command: SamplesCommand) -> Result<ExitCode> {
     let SamplesCommand::Export { model, device, limit, out } = command;
-    let records = conn.client().samples(&model, device.as_deref(), limit)?;
+    let client = conn.client();
+    super::require_model(&client, &model)?;
+    if let Some(d) = &device {
+        super::require_device(&client, d)?;
+    }
+    let records = client.samples(&model, device.as_deref(), limit)?;
     let (inputs, outputs) = (
         records.iter().map(|r| r.inputs.len()).max().unwrap_or(0),
         records.iter().map(|r| r.outputs.len()).max().unwrap_or(0),
@@ -231,7 +236,12 @@ fn print_assessment(a: &Assessment, ks_exact: Option<&[f64]>) {
 }
 
 fn report(conn: &Conn, model: &str, device: Option<&str>) -> Result<ExitCode> {
-    let answer = conn.client().drift(model, device)?;
+    let client = conn.client();
+    super::require_model(&client, model)?;
+    if let Some(d) = device {
+        super::require_device(&client, d)?;
+    }
+    let answer = client.drift(model, device)?;
     if conn.json {
         print_json(&answer);
         return Ok(ExitCode::SUCCESS);
@@ -293,7 +303,13 @@ pub(crate) fn scorecard(conn: &Conn, id: &str) -> Result<ExitCode> {
         print_json(&answer);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("rollout {} — {}@{} ({})", answer.rollout, answer.model, answer.version_seq, s(&answer.status));
+    println!(
+        "rollout {} — {}@{} ({})",
+        answer.rollout,
+        answer.model,
+        answer.version_seq,
+        super::rollouts::status_word(answer.status)
+    );
     for t in &answer.tracks {
         let (new, control, diff) = (&t.new, &t.control, &t.difference);
         let control_version = control.version_seq.map_or("none yet".to_string(), |v| format!("v{v}"));
@@ -331,7 +347,8 @@ pub(crate) fn scorecard(conn: &Conn, id: &str) -> Result<ExitCode> {
             finite(shift.map(|p| p.chi2_p)).map_or("-".into(), |p| format!("{p:.2e}")),
         );
         if let Some(gate) = &t.gate {
-            println!("  gate: {} ({})", gate.decision, s(&gate.health.as_ref().map(|h| h.verdict)));
+            let verdict = gate.health.as_ref().map_or("no health gate", |h| super::rollouts::verdict_word(h.verdict));
+            println!("  gate: {} ({verdict})", gate.decision);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -4,9 +4,33 @@ use super::{Conn, print_json};
 use anyhow::Result;
 use std::process::ExitCode;
 
+/// Which devices `edgefleet health` shows.
+pub(crate) struct Filter {
+    pub(crate) device: Option<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) select: Option<String>,
+    pub(crate) state: Option<String>,
+}
+
 /// `edgefleet health`
-pub(crate) fn run(conn: &Conn, device: Option<String>, model: Option<String>) -> Result<ExitCode> {
-    let rows = conn.client().health(device.as_deref(), model.as_deref())?;
+pub(crate) fn run(conn: &Conn, filter: Filter) -> Result<ExitCode> {
+    let Filter { device, model, select, state } = filter;
+    let client = conn.client();
+    if let Some(m) = &model {
+        super::require_model(&client, m)?;
+    }
+    if let Some(d) = &device {
+        super::require_device(&client, d)?;
+    }
+    let mut rows = client.health(device.as_deref(), model.as_deref())?;
+    if let Some(select) = &select {
+        let picked: std::collections::BTreeSet<String> =
+            client.devices(select)?.into_iter().map(|d| d.id.as_str().to_string()).collect();
+        rows.retain(|h| picked.contains(h.device.as_str()));
+    }
+    if let Some(state) = &state {
+        rows.retain(|h| h.state.as_str() == state.as_str());
+    }
     if conn.json {
         print_json(&rows);
         return Ok(ExitCode::SUCCESS);

@@ -6,6 +6,15 @@
 //!   [`audit`], [`drift`] (drift, samples, scorecard): operator commands against the API.
 //! - [`package`]: `keys` and `package build|inspect`. [`direct`]: `direct deploy` over the
 //!   broker. [`quickstart`].
+//!
+//! # Exit codes
+//! - [`EXIT_OK`] (0): done; `rollout status` of a rollout that completed (or is still going).
+//! - [`EXIT_FAILED`] (1): an error (unreachable server, refused request, unknown model or
+//!   device, bad input), or `rollout status` of a rollout that failed a gate or was rolled back.
+//! - [`EXIT_USAGE`] (2): the command line did not parse (clap's own code).
+//! - [`EXIT_ABORTED`] (3): `rollout status` of a rollout an operator aborted.
+//!
+//! With `--json`, an error prints `{"error": "..."}` on stderr, with the same exit code.
 
 pub(crate) mod audit;
 pub(crate) mod devices;
@@ -33,7 +42,7 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
     #[command(flatten)]
-    conn: Conn,
+    pub(crate) conn: Conn,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +72,12 @@ pub(crate) enum Command {
         /// Only devices serving this model.
         #[arg(long)]
         model: Option<String>,
+        /// Only devices this selector picks (hw=gpu,site=plant-3).
+        #[arg(long)]
+        select: Option<String>,
+        /// Only devices in this state.
+        #[arg(long, value_parser = ["healthy", "degraded", "failing", "drifting", "offline", "unknown"])]
+        state: Option<String>,
     },
     /// Drift reports from the fleet, and offline drift tools on CSV files.
     #[command(subcommand)]
@@ -82,6 +97,13 @@ pub(crate) enum Command {
     /// Talk to one device straight over the broker, without a fleet manager.
     #[command(subcommand)]
     Direct(direct::DirectCommand),
+    /// Print a shell completion script: `edgefleet completion bash > /etc/bash_completion.d/edgefleet`,
+    /// `edgefleet completion zsh > "${fpath[1]}/_edgefleet"`, `edgefleet completion fish >
+    /// ~/.config/fish/completions/edgefleet.fish`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Generate a key, build a signed package from the bundled example model, verify it as a
     /// device would, and show a tampered copy being refused.
     Quickstart {
@@ -91,6 +113,16 @@ pub(crate) enum Command {
     },
 }
 
+/// Done (and a rollout that completed).
+pub(crate) const EXIT_OK: u8 = 0;
+/// An error, or a rollout that failed a gate or was rolled back.
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// The command line did not parse (clap exits with 2 itself; named here to document it).
+#[allow(dead_code)]
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// A rollout an operator aborted.
+pub(crate) const EXIT_ABORTED: u8 = 3;
+
 /// Runs a parsed command line.
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     let conn = cli.conn;
@@ -99,14 +131,21 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Devices(c) => devices::run(&conn, c),
         Command::Model(c) => models::run(&conn, c),
         Command::Rollout(c) => rollouts::run(&conn, c),
-        Command::Health { device, model } => health::run(&conn, device, model),
+        Command::Health { device, model, select, state } => {
+            health::run(&conn, health::Filter { device, model, select, state })
+        }
         Command::Audit(c) => audit::run(&conn, c),
         Command::Drift(c) => drift::run(&conn, c),
         Command::Samples(c) => drift::samples(&conn, c),
         Command::Scorecard { rollout } => drift::scorecard(&conn, &rollout),
         Command::Keys(c) => package::keys(c),
         Command::Package(c) => package::run(c),
-        Command::Quickstart { dir } => quickstart::run(&dir).map(|()| ExitCode::SUCCESS),
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "edgefleet", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quickstart { dir } => quickstart::run(&dir, conn.json).map(|()| ExitCode::SUCCESS),
         Command::Direct(c) => direct::run(c),
     }
 }
@@ -132,6 +171,20 @@ impl Conn {
     }
 }
 
+/// Fails, with the same message and exit code in every command, unless the fleet manager
+/// knows `model` (`health --model`, `samples export`, `drift report`).
+pub(crate) fn require_model(client: &Client, model: &str) -> Result<()> {
+    client.model(model)?;
+    Ok(())
+}
+
+/// Fails, with the same message and exit code in every command, unless the fleet manager
+/// knows `device`.
+pub(crate) fn require_device(client: &Client, device: &str) -> Result<()> {
+    client.device(device)?;
+    Ok(())
+}
+
 /// An answer as JSON: through a [`Value`], so the keys print sorted as they always did.
 fn value(answer: &impl Serialize) -> Value {
     serde_json::to_value(answer).unwrap_or(Value::Null)
@@ -154,12 +207,6 @@ pub(crate) fn s(field: &impl Serialize) -> String {
         Value::Null => "-".into(),
         other => other.to_string(),
     }
-}
-
-/// A field as its JSON value's debug form (`Array [Number(0.1), ..]`, `Null`), as the
-/// health-gate line has always shown the error-rate bounds.
-pub(crate) fn debug_json(field: &impl Serialize) -> String {
-    format!("{:?}", value(field))
 }
 
 /// How long ago a fleet-clock time was.

@@ -21,27 +21,33 @@ fn verify_bytes(bytes: &[u8], trust: &TrustStore, installed: Option<u64>) -> Str
     }
 }
 
-pub(crate) fn run(dir: &Path) -> Result<()> {
+/// `edgefleet quickstart`; with `json`, one JSON object instead of the walkthrough.
+pub(crate) fn run(dir: &Path, json: bool) -> Result<()> {
+    let mut text = String::new();
+    macro_rules! say {
+        () => { text.push('\n') };
+        ($($arg:tt)*) => {{ text.push_str(&format!($($arg)*)); text.push('\n'); }};
+    }
     let key_dir = dir.join("keys");
     let model_dir = dir.join("models");
     fs::create_dir_all(&model_dir).with_context(|| format!("creating {}", model_dir.display()))?;
 
-    println!("1. signing key");
+    say!("1. signing key");
     if key_dir.join(keys::SIGNING_KEY_FILE).exists() {
-        println!("   reusing {}", key_dir.display());
+        say!("   reusing {}", key_dir.display());
     } else {
         let key = keys::generate(&key_dir, "quickstart")?;
-        println!("   generated key {} in {}", key.key_id, key_dir.display());
+        say!("   generated key {} in {}", key.key_id, key_dir.display());
     }
 
-    println!("2. models (vibration classifier: 8 features -> 4 machine states)");
+    say!("2. models (vibration classifier: 8 features -> 4 machine states)");
     let fp32 = model_dir.join("vibration_mlp.onnx");
     let fp16 = model_dir.join("vibration_mlp_fp16.onnx");
     fs::write(&fp32, MODEL_FP32).with_context(|| format!("writing {}", fp32.display()))?;
     fs::write(&fp16, MODEL_FP16).with_context(|| format!("writing {}", fp16.display()))?;
-    println!("   {} (cpu, fp32) and {} (gpu, fp16)", fp32.display(), fp16.display());
+    say!("   {} (cpu, fp32) and {} (gpu, fp16)", fp32.display(), fp16.display());
 
-    println!("3. build and sign");
+    say!("3. build and sign");
     let package = dir.join("vibration-mlp.efpkg");
     let request = BuildRequest {
         name: ModelName::new("vibration-mlp")?,
@@ -61,37 +67,57 @@ pub(crate) fn run(dir: &Path) -> Result<()> {
         lineage: Lineage { training_run_id: Some("quickstart".into()), ..Lineage::default() },
     };
     let report = build_package(&request)?;
-    println!("   {} ({} bytes), package id {}", package.display(), report.size, report.package_id);
-    print!("{}", ManifestSummary(&report.manifest));
+    say!("   {} ({} bytes), package id {}", package.display(), report.size, report.package_id);
+    text.push_str(&ManifestSummary(&report.manifest).to_string());
 
-    println!("4. verify as a device would (trust store {})", key_dir.join(keys::TRUST_STORE_FILE).display());
+    say!("4. verify as a device would (trust store {})", key_dir.join(keys::TRUST_STORE_FILE).display());
     let trust = TrustStore::load(&key_dir.join(keys::TRUST_STORE_FILE))?;
     let bytes = fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
-    println!("   original package:             {}", verify_bytes(&bytes, &trust, None));
+    let original = verify_bytes(&bytes, &trust, None);
+    say!("   original package:             {original}");
     let mut tampered = bytes.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 0x01;
-    println!("   one bit flipped in gpu blob:  {}", verify_bytes(&tampered, &trust, None));
-    println!("   device already runs seq 1:    {}", verify_bytes(&bytes, &trust, Some(1)));
+    let flipped = verify_bytes(&tampered, &trust, None);
+    let replayed = verify_bytes(&bytes, &trust, Some(1));
+    say!("   one bit flipped in gpu blob:  {flipped}");
+    say!("   device already runs seq 1:    {replayed}");
     let stranger = TrustStore::default();
-    println!("   device trusting another key:  {}", verify_bytes(&bytes, &stranger, None));
+    let untrusted = verify_bytes(&bytes, &stranger, None);
+    say!("   device trusting another key:  {untrusted}");
 
-    println!();
-    println!("Explore further:");
-    println!(
+    say!();
+    say!("Explore further:");
+    say!(
         "  cargo run --release --bin edgefleet -- package inspect {} --trust {}",
         package.display(),
         key_dir.join(keys::PUBLIC_KEY_FILE).display()
     );
-    println!(
+    say!(
         "  cargo run --release --bin edgefleet-agent -- verify {} --trust {}",
         package.display(),
         key_dir.join(keys::TRUST_STORE_FILE).display()
     );
-    println!("  cargo run --release --bin edgefleet -- package build --help");
-    println!(
+    say!("  cargo run --release --bin edgefleet -- package build --help");
+    say!(
         "  cargo run --release --bin edgefleet -- serve --mqtt-listen 127.0.0.1:1884 --trust-store {}   # then README: \"Run a fleet manager\"",
         key_dir.join(keys::TRUST_STORE_FILE).display()
     );
+    if json {
+        super::print_json(&serde_json::json!({
+            "keys": key_dir.display().to_string(),
+            "package": package.display().to_string(),
+            "package_id": report.package_id.to_string(),
+            "size": report.size,
+            "verify": {
+                "original": original,
+                "bit_flipped": flipped,
+                "already_installed": replayed,
+                "untrusted_key": untrusted,
+            },
+        }));
+    } else {
+        print!("{text}");
+    }
     Ok(())
 }

@@ -1,12 +1,14 @@
 //! `edgefleet rollout create|list|status|pause|resume|abort|rollback|promote`.
 
-use super::{Conn, debug_json, j, ms_ago, print_json, s};
+use super::{Conn, EXIT_ABORTED, EXIT_FAILED, EXIT_OK, j, ms_ago, print_json, s};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use edgefleet::api::rollouts::{DryRunPlan, OperateRequest, RolloutDetail};
 use edgefleet::client::Client;
+use edgefleet::rollout::machine::HealthVerdict;
 use edgefleet::rollout::{CohortFigures, OnFail, RolloutStatus};
 use edgefleet::server::rollouts::RolloutRequest;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,7 +25,8 @@ pub(crate) struct CreateArgs {
     /// Version sequence to roll out.
     #[arg(long)]
     version_seq: Option<u64>,
-    /// Device selector, e.g. hw=gpu,site=plant-3 (default: every device).
+    /// Device selector, e.g. hw=gpu,site=plant-3 or `site in (plant-1,plant-3),line!=2`
+    /// (default: every device).
     #[arg(long)]
     select: Option<String>,
     /// Cumulative stages, ending at 100% (default 1%,10%,50%,100%).
@@ -155,7 +158,11 @@ fn request_from(args: &CreateArgs) -> Result<RolloutRequest> {
             "rollback" => OnFail::Rollback,
             other => anyhow::bail!("--on-fail {other:?}: expected pause or rollback"),
         };
-        put("on_fail", Some(toml::Value::String(format!("{parsed:?}").to_lowercase())));
+        let word = match parsed {
+            OnFail::Pause => "pause",
+            OnFail::Rollback => "rollback",
+        };
+        put("on_fail", Some(toml::Value::String(word.into())));
     }
     put("probation", text(&args.probation));
     put("probation_min_inferences", args.probation_min_inferences.map(|v| toml::Value::Integer(i64::from(v))));
@@ -179,7 +186,8 @@ fn print_plan(plan: &DryRunPlan) {
         plan.targets, plan.model, plan.version_seq, plan.already_running, plan.offline_now
     );
     if !plan.skipped_no_variant.is_empty() {
-        println!("  skipped (no variant for their hardware): {}", j(&plan.skipped_no_variant));
+        let skipped: Vec<String> = plan.skipped_no_variant.iter().map(|(hw, n)| format!("{n} {hw}")).collect();
+        println!("  skipped (no variant for their hardware): {}", skipped.join(", "));
     }
     if plan.skipped_no_birth > 0 {
         let unborn = plan.skipped_no_birth;
@@ -197,27 +205,32 @@ fn print_plan(plan: &DryRunPlan) {
     );
 }
 
-fn print_status(r: &RolloutDetail) {
-    println!("rollout {} {}@{}: {}", r.id, r.model, r.version_seq, s(&r.status).to_lowercase());
+fn status_text(r: &RolloutDetail) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "rollout {} {}@{}: {}", r.id, r.model, r.version_seq, status_word(r.status));
     let p = &r.plan;
-    println!(
-        "  stages {} bake {}ms, gate: failure ≤ {} (confidence {}), min sample {}, on fail {}",
-        j(&p.stages),
-        p.bake_ms,
-        j(&p.max_failure_rate),
-        j(&p.confidence),
+    let _ = writeln!(
+        out,
+        "  stages {} bake {}, gate: failure ≤ {} (confidence {}), min sample {}, on fail {}",
+        p.stages.iter().map(|st| format!("{st}%")).collect::<Vec<_>>().join(","),
+        duration(p.bake_ms),
+        percent(p.max_failure_rate),
+        percent(p.confidence),
         p.min_sample,
         s(&p.on_fail)
     );
     for t in &r.tracks {
         let counts = t.counts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-        println!(
+        let _ = writeln!(
+            out,
             "  {:<11} stage {}/{} ({}% = {} of {}), {}: {}",
             t.hardware, t.stage, t.stages, t.stage_percent, t.quota, t.size, t.phase, counts
         );
         let Some(d) = &t.last_decision else { continue };
         let e = &d.evidence;
-        println!(
+        let _ = writeln!(
+            out,
             "      last gate: {} — failed {} / completed {} (needs {}), failure rate in [{:.3}, {:.3}] vs ≤ {}, unreachable {}",
             d.decision,
             e.failed,
@@ -225,7 +238,7 @@ fn print_status(r: &RolloutDetail) {
             e.required_sample,
             e.failure_lower,
             e.failure_upper,
-            j(&e.max_failure_rate),
+            percent(e.max_failure_rate),
             e.unreachable
         );
         if let Some(h) = &e.health {
@@ -241,24 +254,89 @@ fn print_status(r: &RolloutDetail) {
                     )
                 }
             };
-            println!(
+            let _ = writeln!(
+                out,
                 "      health gate: {} — new {} vs control {}; error rate new {} vs control {} (tolerance +{}), p99 ratio {} (max {})",
-                s(&h.verdict),
+                verdict_word(h.verdict),
                 fig(Some(&h.new)),
                 fig(h.control.as_ref()),
-                debug_json(&h.new_error_rate),
-                debug_json(&h.control_error_rate),
-                j(&h.gate.max_error_rate_increase),
+                rate(&h.new_error_rate),
+                rate(&h.control_error_rate),
+                percent(h.gate.max_error_rate_increase),
                 s(&h.p99_ratio),
                 j(&h.gate.max_p99_ratio)
             );
         }
     }
     if !r.failure_reasons.is_empty() {
-        println!("  failures:");
+        let _ = writeln!(out, "  failures:");
         for (reason, count) in r.failure_reasons.iter().take(10) {
-            println!("    {count} × {reason}");
+            let _ = writeln!(out, "    {count} × {reason}");
         }
+    }
+    out
+}
+
+fn print_status(r: &RolloutDetail) {
+    print!("{}", status_text(r));
+}
+
+/// A rate as the operator writes it: `0.5` is `50%`, `0.015` is `1.5%`.
+pub(crate) fn percent(x: f64) -> String {
+    let p = x * 100.0;
+    if (p - p.round()).abs() < 1e-9 { format!("{}%", p.round()) } else { format!("{}%", (p * 1000.0).round() / 1000.0) }
+}
+
+/// A duration as the operator writes it: `5s`, `10m`, `1500ms`.
+pub(crate) fn duration(ms: u64) -> String {
+    match ms {
+        0 => "0s".into(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+/// A health verdict in words.
+pub(crate) fn verdict_word(v: HealthVerdict) -> &'static str {
+    match v {
+        HealthVerdict::Fine => "fine",
+        HealthVerdict::Regressed => "regressed",
+        HealthVerdict::InsufficientInferences => "too few inferences",
+        HealthVerdict::Inconclusive => "inconclusive",
+        HealthVerdict::NoControl => "no control devices",
+    }
+}
+
+/// A rollout status in words (`rolled back`, not `RolledBack`).
+pub(crate) fn status_word(status: RolloutStatus) -> &'static str {
+    match status {
+        RolloutStatus::Created => "created",
+        RolloutStatus::Running => "running",
+        RolloutStatus::Paused => "paused",
+        RolloutStatus::Completed => "completed",
+        RolloutStatus::Stopped => "failed",
+        RolloutStatus::Aborted => "aborted",
+        RolloutStatus::RolledBack => "rolled back",
+    }
+}
+
+/// An error rate (a number, or an interval `[low, high]`, or none) as text: `1.2%`,
+/// `[0.0%, 3.1%]`, `none`.
+fn rate(field: &impl serde::Serialize) -> String {
+    fn one(v: &serde_json::Value) -> String {
+        match v.as_f64() {
+            Some(x) => format!("{:.1}%", x * 100.0),
+            None => "?".into(),
+        }
+    }
+    match serde_json::to_value(field).unwrap_or(serde_json::Value::Null) {
+        serde_json::Value::Null => "none".into(),
+        serde_json::Value::Array(items) => {
+            format!("[{}]", items.iter().map(one).collect::<Vec<_>>().join(", "))
+        }
+        other => one(&other),
     }
 }
 
@@ -267,6 +345,15 @@ fn terminal(status: RolloutStatus) -> bool {
         status,
         RolloutStatus::Completed | RolloutStatus::Stopped | RolloutStatus::Aborted | RolloutStatus::RolledBack
     )
+}
+
+/// `rollout status`'s exit code: completed (or not ended) 0, failed or rolled back 1, aborted 3.
+pub(crate) fn status_code(status: RolloutStatus) -> u8 {
+    match status {
+        RolloutStatus::Stopped | RolloutStatus::RolledBack => EXIT_FAILED,
+        RolloutStatus::Aborted => EXIT_ABORTED,
+        _ => EXIT_OK,
+    }
 }
 
 /// `edgefleet rollout ...`
@@ -306,26 +393,39 @@ pub(crate) fn run(conn: &Conn, command: RolloutCommand) -> Result<ExitCode> {
                     r.id,
                     r.model,
                     r.version_seq,
-                    s(&r.status).to_lowercase(),
+                    status_word(r.status),
                     r.targets,
                     r.created_by,
                     ms_ago(r.created_at_ms)
                 );
             }
         }
-        RolloutCommand::Status { id, watch } => loop {
-            let r = client.rollout(id)?;
-            if conn.json {
-                print_json(&r);
-            } else {
-                print_status(&r);
+        RolloutCommand::Status { id, watch } => {
+            // On a terminal, --watch redraws in place; piped, it prints the status again only
+            // when it changed.
+            let redraw = watch && !conn.json && std::io::stdout().is_terminal();
+            let mut last: Option<String> = None;
+            loop {
+                let r = client.rollout(id)?;
+                let shown = if conn.json { format!("{:#}", super::value(&r)) } else { status_text(&r) };
+                if last.as_deref() != Some(shown.as_str()) {
+                    if redraw {
+                        print!("\x1b[H\x1b[2J");
+                    } else if last.is_some() {
+                        println!();
+                    }
+                    print!("{shown}");
+                    if conn.json {
+                        println!();
+                    }
+                    last = Some(shown);
+                }
+                if !watch || terminal(r.status) {
+                    return Ok(ExitCode::from(status_code(r.status)));
+                }
+                std::thread::sleep(Duration::from_secs(1));
             }
-            if !watch || terminal(r.status) {
-                break;
-            }
-            std::thread::sleep(Duration::from_secs(1));
-            println!();
-        },
+        }
         RolloutCommand::Pause(a) => op(conn, &client, "pause", a, None)?,
         RolloutCommand::Resume(a) => op(conn, &client, "resume", a, None)?,
         RolloutCommand::Abort(a) => op(conn, &client, "abort", a, None)?,

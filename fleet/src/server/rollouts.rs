@@ -401,7 +401,9 @@ impl RolloutRecord {
                 (track, format!("promoted to stage {}", stage + 1), evidence)
             }
             Action::TrackCompleted { track, evidence } => (track, "completed".to_string(), evidence),
-            Action::Held { track, reason, evidence } => (track, format!("held: {reason:?}"), evidence),
+            Action::Held { track, reason, evidence } => {
+                (track, format!("held: {}", super::views::hold_text(*reason, evidence)), evidence)
+            }
             Action::Paused { track: Some(track), evidence: Some(evidence), .. } => {
                 (track, "gate failed: paused".to_string(), evidence)
             }

@@ -9,7 +9,8 @@ use crate::api::health::{HealthState, HealthView, ModelFigures};
 use crate::api::models::{ModelSummary, ModelVersion};
 use crate::api::rollouts::{DryRunPlan, DryRunStage, DryRunTrack, PlanView, RolloutDetail, RolloutSummary, TrackView};
 use crate::rollout::Rollout;
-use crate::rollout::machine::TrackPhase;
+use crate::rollout::machine::{GateEvidence, HoldReason, TrackPhase};
+use crate::rollout::plan::OnFail;
 use edgefleet_protocol::DeviceId;
 use std::collections::BTreeMap;
 
@@ -61,6 +62,61 @@ pub fn rollout_summary(r: &RolloutRecord) -> RolloutSummary {
     }
 }
 
+/// Why a gate holds, in plain words with the numbers that block it, computed from the
+/// evidence (the blocking condition itself, not only the reason's name).
+pub fn hold_text(reason: HoldReason, e: &GateEvidence) -> String {
+    let completed = u64::from(e.committed) + u64::from(e.failed);
+    match reason {
+        HoldReason::InsufficientSample => {
+            format!("{completed} of {} devices needed have completed", e.required_sample)
+        }
+        HoldReason::Inconclusive => format!(
+            "failure rate in [{:.1}%, {:.1}%] straddles the {:.1}% threshold; waiting for more devices",
+            e.failure_lower * 100.0,
+            e.failure_upper * 100.0,
+            e.max_failure_rate * 100.0
+        ),
+        HoldReason::UnreachableBudget => format!(
+            "{} unreachable of {} dispatched ({:.1}%) exceeds the {:.1}% budget",
+            e.unreachable,
+            e.dispatched,
+            e.unreachable_rate * 100.0,
+            e.max_unreachable_rate * 100.0
+        ),
+        HoldReason::InsufficientInferences => {
+            let Some(h) = &e.health else { return "waiting for inferences".into() };
+            let gate = &h.gate;
+            let mut blocking = Vec::new();
+            if h.new.inferences < gate.min_inferences {
+                blocking.push(format!(
+                    "the new version ran {} of {} inferences needed",
+                    h.new.inferences, gate.min_inferences
+                ));
+            }
+            if gate.min_accuracy_delta.is_some() {
+                if h.new.labelled < gate.min_labelled {
+                    blocking.push(format!(
+                        "labelled {} of min_labelled {} on the new version",
+                        h.new.labelled, gate.min_labelled
+                    ));
+                }
+                match &h.control {
+                    Some(c) if c.labelled < gate.min_labelled => blocking.push(format!(
+                        "labelled {} of min_labelled {} on the old version",
+                        c.labelled, gate.min_labelled
+                    )),
+                    None => blocking.push("no devices left on the old version to compare with".into()),
+                    _ => {}
+                }
+            }
+            if h.control.is_none() && blocking.is_empty() {
+                blocking.push("no devices left on the old version to compare with".into());
+            }
+            if blocking.is_empty() { "waiting for enough inference evidence".into() } else { blocking.join("; ") }
+        }
+    }
+}
+
 /// A rollout in full at `now_ms`: per track stage, phase, device counts and the last gate
 /// evidence.
 pub fn rollout_detail(r: &RolloutRecord, now_ms: u64) -> RolloutDetail {
@@ -78,9 +134,12 @@ pub fn rollout_detail(r: &RolloutRecord, now_ms: u64) -> RolloutDetail {
                     format!("baking, {:.0}s left", until_ms.saturating_sub(now_ms) as f64 / 1000.0)
                 }
                 TrackPhase::Gating { last: None } => "gating".to_string(),
-                TrackPhase::Gating { last: Some((reason, _)) } => format!("held ({reason:?})"),
+                TrackPhase::Gating { last: Some((reason, evidence)) } => {
+                    format!("held: {}", hold_text(*reason, evidence))
+                }
                 TrackPhase::Done => "done".to_string(),
-                TrackPhase::Failed { on_fail } => format!("failed ({on_fail:?})"),
+                TrackPhase::Failed { on_fail: OnFail::Pause } => "failed, paused".to_string(),
+                TrackPhase::Failed { on_fail: OnFail::Rollback } => "failed, rolled back".to_string(),
             };
             TrackView {
                 size: t.members.len(),
