@@ -119,7 +119,7 @@ async fn operator_commands_work_refuse_bad_input_and_audit_verify_finds_tamperin
     assert!(created.contains("rollout 1 created") && created.contains("4 target(s)"), "{created}");
     let watched = ok(&server, &["rollout", "status", "1", "--watch"]).await;
     assert!(watched.contains("completed"), "{watched}");
-    refused(&server, &["rollout", "pause", "1"], "cannot Pause").await;
+    refused(&server, &["rollout", "pause", "1"], ": cannot pause it").await;
     let shown = ok(&server, &["model", "show", "vibration-mlp"]).await;
     assert!(shown.contains("running on 4 device(s)"), "{shown}");
     let health = ok(&server, &["health", "--model", "vibration-mlp"]).await;

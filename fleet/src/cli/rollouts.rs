@@ -311,15 +311,7 @@ pub(crate) fn verdict_word(v: HealthVerdict) -> &'static str {
 
 /// A rollout status in words (`rolled back`, not `RolledBack`).
 pub(crate) fn status_word(status: RolloutStatus) -> &'static str {
-    match status {
-        RolloutStatus::Created => "created",
-        RolloutStatus::Running => "running",
-        RolloutStatus::Paused => "paused",
-        RolloutStatus::Completed => "completed",
-        RolloutStatus::Stopped => "failed",
-        RolloutStatus::Aborted => "aborted",
-        RolloutStatus::RolledBack => "rolled back",
-    }
+    status.words()
 }
 
 /// An error rate (a number, or an interval `[low, high]`, or none) as text: `1.2%`,

@@ -364,6 +364,20 @@ pub enum RolloutStatus {
 }
 
 impl RolloutStatus {
+    /// The status in words, for people (`rolled back`, not `RolledBack`; `Stopped` is a
+    /// rollout whose gate failed: `failed`).
+    pub fn words(self) -> &'static str {
+        match self {
+            RolloutStatus::Created => "created",
+            RolloutStatus::Running => "running",
+            RolloutStatus::Paused => "paused",
+            RolloutStatus::Completed => "completed",
+            RolloutStatus::Stopped => "failed",
+            RolloutStatus::Aborted => "aborted",
+            RolloutStatus::RolledBack => "rolled back",
+        }
+    }
+
     fn terminal(self) -> bool {
         matches!(
             self,

@@ -89,7 +89,7 @@ pub enum ApiError {
         key_id: String,
     },
     /// The rollout's status does not allow the operation.
-    #[error("rollout {id} is {status:?}: cannot {op:?} it")]
+    #[error("rollout {id} is {}: cannot {} it", .status.words(), .op.word())]
     CannotOperate {
         /// Rollout id.
         id: u32,

@@ -42,6 +42,19 @@ pub enum RolloutOp {
     Promote,
 }
 
+impl RolloutOp {
+    /// The operation as an operator says it (`pause`, `roll back`).
+    pub fn word(self) -> &'static str {
+        match self {
+            RolloutOp::Pause => "pause",
+            RolloutOp::Resume => "resume",
+            RolloutOp::Abort => "abort",
+            RolloutOp::Rollback => "roll back",
+            RolloutOp::Promote => "promote",
+        }
+    }
+}
+
 /// An audit entry the driver asks for (the core chains and stores it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditNote {
@@ -85,7 +98,7 @@ pub enum DriverError {
     #[error("no rollout {0}")]
     UnknownRollout(u32),
     /// The rollout's state does not allow it.
-    #[error("rollout {id} is {status:?}: cannot {op:?} it")]
+    #[error("rollout {id} is {}: cannot {} it", status.words(), op.word())]
     NotAllowed {
         /// The rollout.
         id: u32,

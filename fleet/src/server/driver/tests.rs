@@ -226,7 +226,7 @@ fn a_rollback_tells_committed_devices_to_roll_back_and_is_audited_first() {
     assert_eq!(r.machine.status(), RolloutStatus::RolledBack);
     assert_eq!(r.finished_at_ms, Some(T0 + 2_000));
     let again = driver.operate(1, RolloutOp::Rollback, "alice", "", nobody(), T0 + 3_000, &mut ids).unwrap_err();
-    assert_eq!(again.to_string(), "rollout 1 is RolledBack: cannot Rollback it");
+    assert_eq!(again.to_string(), "rollout 1 is rolled back: cannot roll back it");
     assert_eq!(
         driver.operate(9, RolloutOp::Pause, "alice", "", nobody(), T0, &mut ids).unwrap_err(),
         DriverError::UnknownRollout(9)
