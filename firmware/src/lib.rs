@@ -1,6 +1,7 @@
 //! Sensor firmware logic for Edgefleet, `no_std` and free of any board crate, so it builds for
 //! `thumbv7em-none-eabihf` and runs its tests on the host.
 //!
+//! - [`adxl345`]: a driver for the ADXL345 accelerometer, generic over embedded-hal 1.0 `I2c`.
 //! - [`features`]: turns a window of raw vibration samples into the feature vector the models
 //!   consume (mean, mean square, peak, crest-factor proxy, ...).
 //! - [`link`]: writes [`edgefleet_protocol::serial::SensorMessage`] frames to any
@@ -22,5 +23,6 @@
 //! ```
 #![cfg_attr(not(test), no_std)]
 
+pub mod adxl345;
 pub mod features;
 pub mod link;
