@@ -164,7 +164,9 @@ impl<I2C: I2c> Adxl345<I2C> {
     /// One sample `[x, y, z]` in LSB, read in one burst so the axes belong together.
     pub fn read_raw(&mut self) -> Result<[i16; 3], Error<I2C::Error>> {
         let mut bytes = [0u8; 6];
-        self.i2c.write_read(self.address, &[DATAX0], &mut bytes).map_err(|error| Error::Bus { register: DATAX0, error })?;
+        self.i2c
+            .write_read(self.address, &[DATAX0], &mut bytes)
+            .map_err(|error| Error::Bus { register: DATAX0, error })?;
         Ok([
             i16::from_le_bytes([bytes[0], bytes[1]]),
             i16::from_le_bytes([bytes[2], bytes[3]]),

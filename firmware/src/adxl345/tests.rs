@@ -93,7 +93,8 @@ fn bus_error_names_the_register_and_stops() {
     let expectations = [
         T::write_read(A, vec![DEVID], vec![DEVICE_ID]),
         T::write(A, vec![POWER_CTL, 0]),
-        T::write(A, vec![BW_RATE, 0x0F]).with_error(ErrorKind::NoAcknowledge(embedded_hal::i2c::NoAcknowledgeSource::Data)),
+        T::write(A, vec![BW_RATE, 0x0F])
+            .with_error(ErrorKind::NoAcknowledge(embedded_hal::i2c::NoAcknowledgeSource::Data)),
     ];
     let mut accel = Adxl345::new(Mock::new(&expectations), A);
     let err = accel.configure(&stream_config()).unwrap_err();
