@@ -280,7 +280,7 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
             let status_state = state_rx.clone();
             let status_device = settings.device_id.clone();
             let status_drift = drift.clone();
-            let status_sensor = serial.as_ref().map(|input| input.status_rx.clone());
+            let status_sensor = serial.as_ref().map(|input| input.live());
             let api_state = ApiState::new(inference.clone(), stats.clone()).with_drift(drift.clone()).with_agent_status(
                 move || {
                     let outbox = status_reports.outbox().stats();
@@ -291,7 +291,7 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
                         "mqtt": if *status_state.borrow() == LinkState::Connected { "connected" } else { "disconnected" },
                         "outbox": { "depth": outbox.depth, "bytes": outbox.bytes },
                         "drift": status_drift.status(),
-                        "sensor": status_sensor.as_ref().and_then(|rx| serde_json::to_value(&*rx.borrow()).ok()),
+                        "sensor": status_sensor.as_ref().and_then(|live| serde_json::to_value(live(boot_id, clock.now_ms())).ok()),
                     })
                 },
             );

@@ -41,6 +41,21 @@ pub struct SerialInput {
     pub tasks: Vec<JoinHandle<()>>,
 }
 
+impl SerialInput {
+    /// A live reading for the local API: the counters as of now, numbered like the last
+    /// published report (whose counters may be up to a heartbeat old).
+    pub fn live(&self) -> impl Fn(u64, u64) -> SensorStatus + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        let status_rx = self.status_rx.clone();
+        move |boot_id, wall_ms| {
+            let seq = status_rx.borrow().seq;
+            let mut tracker = shared.tracker();
+            tracker.set_queue_drops(shared.queue.drops());
+            tracker.status(shared.now_ms(), seq, boot_id, wall_ms)
+        }
+    }
+}
+
 /// Starts the reader on `settings.device` and the reporter (a status every `interval`).
 pub fn start<O: PortOpener>(
     opener: O,
@@ -112,5 +127,44 @@ async fn reporter(
             tracker.status(now, seq, boot_id, clock.now_ms())
         };
         status_tx.send_replace(status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::sync::Mutex;
+    use tokio::io::DuplexStream;
+
+    /// Hands out the reading ends of duplex pipes; the test keeps the writing ends.
+    struct Pipes(Mutex<Vec<DuplexStream>>);
+
+    impl PortOpener for Arc<Pipes> {
+        type Port = DuplexStream;
+        fn open(&self, _: &Path, _: u32) -> std::io::Result<DuplexStream> {
+            self.0.lock().unwrap().pop().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        }
+    }
+
+    fn settings(silence_ms: u64) -> SerialSettings {
+        SerialSettings {
+            device: "/dev/null".into(),
+            baud: 115_200,
+            silence: Duration::from_millis(silence_ms),
+            queue: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_port_that_never_speaks_turns_silent() {
+        let (_writer, reader) = tokio::io::duplex(64);
+        let pipes = Arc::new(Pipes(Mutex::new(vec![reader])));
+        let shutdown = CancellationToken::new();
+        let mut input = start(pipes, &settings(200), 7, Duration::from_secs(60), Clock::SYSTEM, shutdown.clone());
+        let silent = tokio::time::timeout(Duration::from_secs(2), input.status_rx.wait_for(|s| s.silent)).await.is_ok();
+        assert!(silent, "never silent: {:?}", *input.status_rx.borrow());
+        assert!(input.status_rx.borrow().port_open);
+        shutdown.cancel();
     }
 }
