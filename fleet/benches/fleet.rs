@@ -13,9 +13,13 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+use edgefleet::api::devices::DeviceSummary;
+use edgefleet::api::rollouts::{CreateRolloutResponse, RolloutDetail};
+use edgefleet::api::status::StatusResponse;
 use edgefleet::build::{BuildRequest, ModelArg, build_package};
 use edgefleet::client::Client;
 use edgefleet::keys;
+use edgefleet::rollout::RolloutStatus;
 use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_agent::config::load;
 use edgefleet_protocol::command::{Command, CommandBody};
@@ -87,7 +91,7 @@ async fn start_fleet(dir: &Path, trust: &Path, namespace: &str) -> Fleet {
     }
 }
 
-async fn api(client: &Client, path: &str, body: Option<Value>) -> Value {
+async fn api<T: serde::de::DeserializeOwned + Send + 'static>(client: &Client, path: &str, body: Option<Value>) -> T {
     let (c, p) = (client.clone(), path.to_string());
     tokio::task::spawn_blocking(move || match body {
         Some(b) => c.post_json(&p, &b),
@@ -100,7 +104,7 @@ async fn api(client: &Client, path: &str, body: Option<Value>) -> Value {
 
 async fn push(client: &Client, file: &Path) {
     let (c, bytes) = (client.clone(), std::fs::read(file).unwrap());
-    tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || c.push_model(&bytes)).await.unwrap().unwrap();
 }
 
 fn mqtt(host: &str, port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
@@ -191,7 +195,7 @@ async fn ingest(f: &Fleet) -> (f64, f64) {
     tokio::time::timeout(Duration::from_secs(120), counting).await.unwrap().unwrap();
     let baseline = total as f64 / start.elapsed().as_secs_f64();
 
-    let applied = |v: &Value| v["counters"]["uplinks_applied"].as_u64().unwrap();
+    let applied = |v: &StatusResponse| v.counters.uplinks_applied;
     let before = applied(&api(&f.client, "/v1/status", None).await);
     let start = Instant::now();
     publish_health(f, &f.namespace, devices, per_device).await;
@@ -268,7 +272,7 @@ async fn gate_latency(f: &Fleet, dir: &Path, key_dir: &Path) -> Vec<f64> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     instant_devices(f, n, tx).await;
     loop {
-        if api(&f.client, "/v1/devices?select=hw%3Dcpu", None).await.as_array().unwrap().len() >= n {
+        if api::<Vec<DeviceSummary>>(&f.client, "/v1/devices?select=hw%3Dcpu", None).await.len() >= n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -280,7 +284,7 @@ async fn gate_latency(f: &Fleet, dir: &Path, key_dir: &Path) -> Vec<f64> {
         let plan = json!({"model": "vibration-mlp", "version_seq": seq,
             "stages": "10%,100%", "bake": "0s", "max_failure_rate": "50%", "confidence": "90%", "min_sample": 10,
             "max_concurrent_downloads": 1000});
-        let id = api(&f.client, "/v1/rollouts", Some(plan)).await["id"].as_u64().unwrap();
+        let id = api::<CreateRolloutResponse>(&f.client, "/v1/rollouts", Some(plan)).await.id.unwrap();
         // Stage 1: 10 commands arrive and are answered at once; stage 2 starts after the gate.
         let mut first_stage = Vec::new();
         while first_stage.len() < 10 {
@@ -293,8 +297,8 @@ async fn gate_latency(f: &Fleet, dir: &Path, key_dir: &Path) -> Vec<f64> {
             rx.recv().await.unwrap();
         }
         loop {
-            let r = api(&f.client, &format!("/v1/rollouts/{id}"), None).await;
-            if r["status"] == "Completed" {
+            let r: RolloutDetail = api(&f.client, &format!("/v1/rollouts/{id}"), None).await;
+            if r.status == RolloutStatus::Completed {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -324,7 +328,7 @@ async fn rollout_to_agents(dir: &Path, trust: &Path, package: &Path, agents: usi
         tokio::spawn(edgefleet_agent::daemon::run(load(None, env, &overrides).unwrap(), shutdown.clone()));
     }
     loop {
-        if api(&f.client, "/v1/status", None).await["devices"].as_u64().unwrap() >= agents as u64 {
+        if api::<StatusResponse>(&f.client, "/v1/status", None).await.devices >= agents {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -334,11 +338,11 @@ async fn rollout_to_agents(dir: &Path, trust: &Path, package: &Path, agents: usi
         "max_failure_rate": "60%", "confidence": "90%", "min_sample": 5, "probation": "0s",
         "max_concurrent_downloads": 100});
     let start = Instant::now();
-    let id = api(&f.client, "/v1/rollouts", Some(plan)).await["id"].as_u64().unwrap();
+    let id = api::<CreateRolloutResponse>(&f.client, "/v1/rollouts", Some(plan)).await.id.unwrap();
     loop {
-        let r = api(&f.client, &format!("/v1/rollouts/{id}"), None).await;
-        if r["status"] != "Running" {
-            assert_eq!(r["status"], "Completed", "{r:#}");
+        let r: RolloutDetail = api(&f.client, &format!("/v1/rollouts/{id}"), None).await;
+        if r.status != RolloutStatus::Running {
+            assert_eq!(r.status, RolloutStatus::Completed, "{r:#?}");
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -387,18 +391,18 @@ fn main() {
             percentile(&lat, 0.5),
             lat[lat.len() - 1]
         );
-        let c = &api(&f.client, "/v1/status", None).await["counters"];
+        let c = api::<StatusResponse>(&f.client, "/v1/status", None).await.counters;
         println!(
             "  storage commits: {} , mean {:.2} ms, max {:.2} ms (one fsync'd redb transaction per input batch)",
-            c["commits"],
-            c["commit_us_total"].as_f64().unwrap() / c["commits"].as_f64().unwrap().max(1.0) / 1000.0,
-            c["commit_us_max"].as_f64().unwrap() / 1000.0
+            c.commits,
+            c.commit_us_total as f64 / (c.commits as f64).max(1.0) / 1000.0,
+            c.commit_us_max as f64 / 1000.0
         );
         println!(
             "  inside the fleet manager: {} gate decisions, mean {:.2} ms, max {:.2} ms from the batch holding the deciding status to the next stage's commands queued",
-            c["gate_decisions"],
-            c["gate_decision_us_total"].as_f64().unwrap() / c["gate_decisions"].as_f64().unwrap().max(1.0) / 1000.0,
-            c["gate_decision_us_max"].as_f64().unwrap() / 1000.0
+            c.gate_decisions,
+            c.gate_decision_us_total as f64 / (c.gate_decisions as f64).max(1.0) / 1000.0,
+            c.gate_decision_us_max as f64 / 1000.0
         );
         f.shutdown.cancel();
 

@@ -1,5 +1,19 @@
-//! The operator CLI's client for the fleet manager's HTTP API (see [`crate::server::http`]).
+//! The operator CLI's client for the fleet manager's HTTP API (see [`crate::server::http`]):
+//! answers come back as the typed structs of [`crate::api`].
 
+use crate::api::audit::{AuditEntry, AuditVerify};
+use crate::api::devices::{
+    DeviceDetail, DeviceSummary, LabelRequest, LabelResponse, SamplingRequest, SamplingResponse,
+};
+use crate::api::drift::{DriftReport, Scorecard};
+use crate::api::errors::ErrorBody;
+use crate::api::health::HealthView;
+use crate::api::models::{ModelDetail, ModelSummary, PushResponse};
+use crate::api::rollouts::{CreateRolloutResponse, OperateRequest, RolloutDetail, RolloutRequest, RolloutSummary};
+use crate::api::samples::SampleRecord;
+use crate::api::status::StatusResponse;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -24,7 +38,7 @@ pub enum ClientError {
         /// The server's explanation.
         message: String,
     },
-    /// The answer was not JSON.
+    /// The answer was not JSON, or not the JSON expected.
     #[error("unexpected answer from the fleet manager: {0}")]
     Protocol(String),
 }
@@ -48,7 +62,10 @@ impl Client {
         Client { base: server.trim_end_matches('/').to_string(), actor: actor.to_string(), agent }
     }
 
-    fn finish(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, ClientError> {
+    fn finish<T: DeserializeOwned>(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
         let mut response =
             result.map_err(|e| ClientError::Unreachable { server: self.base.clone(), detail: e.to_string() })?;
         let status = response.status().as_u16();
@@ -59,26 +76,29 @@ impl Client {
             .read_json()
             .map_err(|e| ClientError::Protocol(format!("HTTP {status}: {e}")))?;
         if status >= 400 {
-            let message = value.get("error").and_then(Value::as_str).unwrap_or("request refused").to_string();
+            let message = serde_json::from_value::<ErrorBody>(value)
+                .map_or_else(|_| "request refused".to_string(), |body| body.error);
             return Err(ClientError::Refused { status, message });
         }
-        Ok(value)
+        serde_json::from_value(value).map_err(|e| ClientError::Protocol(format!("HTTP {status}: {e}")))
     }
 
-    /// GET `path` (with its query string).
-    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+    /// GET `path` (with its query string), as `T` (a [`crate::api`] type, or a
+    /// [`serde_json::Value`]).
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
         self.finish(self.agent.get(&url).header("x-edgefleet-actor", &self.actor).call())
     }
 
-    /// POST JSON to `path`.
-    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+    /// POST `body` as JSON to `path`; the answer as `T`.
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        self.finish(self.agent.post(&url).header("x-edgefleet-actor", &self.actor).send_json(body))
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Protocol(format!("request body: {e}")))?;
+        self.finish(self.agent.post(&url).header("x-edgefleet-actor", &self.actor).send_json(&body))
     }
 
-    /// POST raw bytes to `path`.
-    pub fn post_bytes(&self, path: &str, bytes: &[u8]) -> Result<Value, ClientError> {
+    /// POST raw bytes to `path`; the answer as `T`.
+    pub fn post_bytes<T: DeserializeOwned>(&self, path: &str, bytes: &[u8]) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
         self.finish(
             self.agent
@@ -87,6 +107,117 @@ impl Client {
                 .header("content-type", "application/octet-stream")
                 .send(bytes),
         )
+    }
+}
+
+impl Client {
+    /// `GET /v1/status`.
+    pub fn status(&self) -> Result<StatusResponse, ClientError> {
+        self.get("/v1/status")
+    }
+
+    /// `GET /v1/devices?select=`.
+    pub fn devices(&self, select: &str) -> Result<Vec<DeviceSummary>, ClientError> {
+        self.get(&format!("/v1/devices?select={}", query_escape(select)))
+    }
+
+    /// `GET /v1/devices/{id}`.
+    pub fn device(&self, id: &str) -> Result<DeviceDetail, ClientError> {
+        self.get(&format!("/v1/devices/{}", query_escape(id)))
+    }
+
+    /// `POST /v1/devices/{id}/labels`.
+    pub fn label(&self, id: &str, request: &LabelRequest) -> Result<LabelResponse, ClientError> {
+        self.post_json(&format!("/v1/devices/{}/labels", query_escape(id)), request)
+    }
+
+    /// `POST /v1/sampling`.
+    pub fn set_sampling(&self, request: &SamplingRequest) -> Result<SamplingResponse, ClientError> {
+        self.post_json("/v1/sampling", request)
+    }
+
+    /// `POST /v1/models` with a signed package.
+    pub fn push_model(&self, package: &[u8]) -> Result<PushResponse, ClientError> {
+        self.post_bytes("/v1/models", package)
+    }
+
+    /// `GET /v1/models`.
+    pub fn models(&self) -> Result<Vec<ModelSummary>, ClientError> {
+        self.get("/v1/models")
+    }
+
+    /// `GET /v1/models/{name}`.
+    pub fn model(&self, name: &str) -> Result<ModelDetail, ClientError> {
+        self.get(&format!("/v1/models/{}", query_escape(name)))
+    }
+
+    /// `POST /v1/rollouts[?dry_run=true]`.
+    pub fn create_rollout(
+        &self,
+        request: &RolloutRequest,
+        dry_run: bool,
+    ) -> Result<CreateRolloutResponse, ClientError> {
+        self.post_json(if dry_run { "/v1/rollouts?dry_run=true" } else { "/v1/rollouts" }, request)
+    }
+
+    /// `GET /v1/rollouts`.
+    pub fn rollouts(&self) -> Result<Vec<RolloutSummary>, ClientError> {
+        self.get("/v1/rollouts")
+    }
+
+    /// `GET /v1/rollouts/{id}`.
+    pub fn rollout(&self, id: u32) -> Result<RolloutDetail, ClientError> {
+        self.get(&format!("/v1/rollouts/{id}"))
+    }
+
+    /// `POST /v1/rollouts/{id}/{op}` (`pause`, `resume`, `abort`, `rollback`, `promote`).
+    pub fn operate_rollout(&self, id: u32, op: &str, request: &OperateRequest) -> Result<RolloutDetail, ClientError> {
+        self.post_json(&format!("/v1/rollouts/{id}/{}", query_escape(op)), request)
+    }
+
+    /// `GET /v1/rollouts/{id}/scorecard` (`id` as typed by the operator).
+    pub fn scorecard(&self, id: &str) -> Result<Scorecard, ClientError> {
+        self.get(&format!("/v1/rollouts/{}/scorecard", query_escape(id)))
+    }
+
+    /// `GET /v1/health?device=&model=`.
+    pub fn health(&self, device: Option<&str>, model: Option<&str>) -> Result<Vec<HealthView>, ClientError> {
+        let mut query = Vec::new();
+        if let Some(d) = device {
+            query.push(format!("device={}", query_escape(d)));
+        }
+        if let Some(m) = model {
+            query.push(format!("model={}", query_escape(m)));
+        }
+        self.get(&format!("/v1/health?{}", query.join("&")))
+    }
+
+    /// `GET /v1/drift?model=&device=`.
+    pub fn drift(&self, model: &str, device: Option<&str>) -> Result<DriftReport, ClientError> {
+        let mut path = format!("/v1/drift?model={}", query_escape(model));
+        if let Some(d) = device {
+            path.push_str(&format!("&device={}", query_escape(d)));
+        }
+        self.get(&path)
+    }
+
+    /// `GET /v1/samples?model=&limit=&device=`.
+    pub fn samples(&self, model: &str, device: Option<&str>, limit: usize) -> Result<Vec<SampleRecord>, ClientError> {
+        let mut path = format!("/v1/samples?model={}&limit={limit}", query_escape(model));
+        if let Some(d) = device {
+            path.push_str(&format!("&device={}", query_escape(d)));
+        }
+        self.get(&path)
+    }
+
+    /// `GET /v1/audit?from=&limit=`.
+    pub fn audit(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, ClientError> {
+        self.get(&format!("/v1/audit?from={from}&limit={limit}"))
+    }
+
+    /// `GET /v1/audit/verify`.
+    pub fn verify_audit(&self) -> Result<AuditVerify, ClientError> {
+        self.get("/v1/audit/verify")
     }
 }
 

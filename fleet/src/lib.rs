@@ -4,9 +4,10 @@
 //! [`golden`] run through the agent's inference runtime) and inspection ([`inspect`]); chunk
 //! serving ([`transfer`]) and single-device deployment over the broker ([`direct`]); the pure
 //! rollout controller ([`rollout`]); the fleet manager itself ([`server`]: embedded broker,
-//! registries, rollouts driven over MQTT, HTTP API, audit chain) and its CLI client
-//! ([`client`]). See ARCHITECTURE.md.
+//! registries, rollouts driven over MQTT, HTTP API, audit chain), the API's typed contract
+//! ([`api`]) and its CLI client ([`client`]). See ARCHITECTURE.md.
 
+pub mod api;
 pub mod build;
 pub mod client;
 pub mod direct;

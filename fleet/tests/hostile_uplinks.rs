@@ -121,7 +121,7 @@ async fn wait_health(client: &Client, id: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (c, path) = (client.clone(), format!("/v1/devices/{id}"));
-        let device = tokio::task::spawn_blocking(move || c.get(&path)).await.unwrap();
+        let device = tokio::task::spawn_blocking(move || c.get::<Value>(&path)).await.unwrap();
         if let Ok(d) = &device
             && d["health"].as_array().is_some_and(|h| !h.is_empty())
         {
@@ -167,6 +167,16 @@ async fn survives(broker: Option<&str>, hostile: usize, pairs: usize) {
         assert_eq!(q["counts"]["malformed health"].as_u64(), Some(per_device), "{q:#}");
         assert_eq!(q["flagged"].is_object(), per_device > 20, "{q:#}");
         assert_eq!(q["recent"][0]["head_hex"], "010367617262616765", "{q:#}");
+    }
+    // Health says so, with the reason; the real agent stays healthy.
+    let health = get(&client, "/v1/health").await;
+    for h in health.as_array().unwrap() {
+        let flagged = h["reasons"][0].as_str().is_some_and(|r| r.starts_with("flagged: sent "));
+        if h["device"].as_str().unwrap().starts_with("hostile-") && pairs / hostile > 20 {
+            assert!(flagged && h["state"] == "failing", "{h:#}");
+        } else {
+            assert!(!flagged, "{h:#}");
+        }
     }
     let real = get(&client, "/v1/devices/real-00").await;
     assert_eq!(real["quarantine"]["counts"], json!({}), "the real agent sent nothing refused");

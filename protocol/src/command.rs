@@ -78,6 +78,59 @@ pub struct SamplingPolicy {
     pub drift_window_ms: u64,
 }
 
+impl SamplingPolicy {
+    /// Shortest drift summary window accepted: 100 ms.
+    pub const MIN_DRIFT_WINDOW_MS: u64 = 100;
+    /// Longest drift summary window accepted: one day.
+    pub const MAX_DRIFT_WINDOW_MS: u64 = 86_400_000;
+
+    /// Checks the values: the one rule for the fleet (before it sends a policy) and the agent
+    /// (before it applies one). See [`SamplingPolicy::check`].
+    pub fn validate(&self) -> Result<(), SamplingPolicyError> {
+        Self::check(self.sample_rate, self.drift_window_ms)
+    }
+
+    /// The rule on the values alone: `sample_rate` in `[0, 1]` by value with its sign (`-0.0`
+    /// and NaN are refused), `drift_window_ms` in
+    /// [`MIN_DRIFT_WINDOW_MS`](Self::MIN_DRIFT_WINDOW_MS)`..=`[`MAX_DRIFT_WINDOW_MS`](Self::MAX_DRIFT_WINDOW_MS).
+    pub fn check(sample_rate: f32, drift_window_ms: u64) -> Result<(), SamplingPolicyError> {
+        // is_sign_positive refuses -0.0; NaN and +inf fail `<= 1.0`.
+        if !(sample_rate.is_sign_positive() && sample_rate <= 1.0) {
+            return Err(SamplingPolicyError::SampleRate(sample_rate));
+        }
+        if !(Self::MIN_DRIFT_WINDOW_MS..=Self::MAX_DRIFT_WINDOW_MS).contains(&drift_window_ms) {
+            return Err(SamplingPolicyError::DriftWindow(drift_window_ms));
+        }
+        Ok(())
+    }
+}
+
+/// A [`SamplingPolicy`] value outside the rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum SamplingPolicyError {
+    /// The sample rate is not a fraction in `[0, 1]` (negative, `-0.0`, NaN or above 1).
+    SampleRate(f32),
+    /// The drift window is shorter than 100 ms or longer than a day.
+    DriftWindow(u64),
+}
+
+impl core::fmt::Display for SamplingPolicyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SamplingPolicyError::SampleRate(rate) => {
+                write!(f, "sample_rate {rate} is not between 0.0 and 1.0")
+            }
+            SamplingPolicyError::DriftWindow(ms) => write!(
+                f,
+                "drift_window_ms {ms} is outside {}..={} (100 ms to one day)",
+                SamplingPolicy::MIN_DRIFT_WINDOW_MS,
+                SamplingPolicy::MAX_DRIFT_WINDOW_MS
+            ),
+        }
+    }
+}
+
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CommandBody {
@@ -116,4 +169,43 @@ pub struct Command {
 
 impl WireMessage for Command {
     const KIND: MessageKind = MessageKind::Command;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SamplingPolicy, SamplingPolicyError};
+
+    fn check(rate: f32, window: u64) -> Result<(), SamplingPolicyError> {
+        SamplingPolicy { model: None, sample_rate: rate, max_sample_bytes_per_hour: 0, drift_window_ms: window }
+            .validate()
+    }
+
+    #[test]
+    fn the_sample_rate_is_a_fraction_by_value_and_sign() {
+        assert_eq!(check(0.0, 60_000), Ok(()));
+        assert_eq!(check(1.0, 60_000), Ok(()));
+        assert_eq!(check(0.25, 60_000), Ok(()));
+        assert!(matches!(check(-0.0, 60_000), Err(SamplingPolicyError::SampleRate(r)) if r.is_sign_negative()));
+        assert!(matches!(check(f32::NAN, 60_000), Err(SamplingPolicyError::SampleRate(r)) if r.is_nan()));
+        assert!(matches!(check(-f32::NAN, 60_000), Err(SamplingPolicyError::SampleRate(_))));
+        assert_eq!(check(1.0 + f32::EPSILON, 60_000), Err(SamplingPolicyError::SampleRate(1.0 + f32::EPSILON)));
+        assert_eq!(check(f32::INFINITY, 60_000), Err(SamplingPolicyError::SampleRate(f32::INFINITY)));
+        assert_eq!(check(-0.5, 60_000), Err(SamplingPolicyError::SampleRate(-0.5)));
+    }
+
+    #[test]
+    fn the_drift_window_is_100_ms_to_one_day() {
+        assert_eq!(SamplingPolicy::MIN_DRIFT_WINDOW_MS, 100);
+        assert_eq!(SamplingPolicy::MAX_DRIFT_WINDOW_MS, 86_400_000);
+        assert_eq!(check(0.5, 100), Ok(()));
+        assert_eq!(check(0.5, 86_400_000), Ok(()));
+        assert_eq!(check(0.5, 99), Err(SamplingPolicyError::DriftWindow(99)));
+        assert_eq!(check(0.5, 86_400_001), Err(SamplingPolicyError::DriftWindow(86_400_001)));
+        assert_eq!(check(0.5, 0), Err(SamplingPolicyError::DriftWindow(0)));
+    }
+
+    #[test]
+    fn the_rate_is_checked_first() {
+        assert_eq!(check(2.0, 0), Err(SamplingPolicyError::SampleRate(2.0)));
+    }
 }

@@ -8,8 +8,12 @@
 #![allow(clippy::print_stdout)]
 
 use anyhow::{Context, Result, bail};
+use edgefleet::api::drift::{DriftReport, DriftState};
+use edgefleet::api::rollouts::{CreateRolloutResponse, RolloutDetail};
+use edgefleet::api::status::StatusResponse;
 use edgefleet::client::Client;
 use edgefleet::keys;
+use edgefleet::rollout::RolloutStatus;
 use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_sim::drift::{Affected, DriftPlan, DriftScenario, Onset};
 use edgefleet_sim::fleet::{SimFleet, SimFleetConfig};
@@ -61,11 +65,11 @@ async fn run_scenario(name: &str, devices: usize, window_ms: u64, rate_hz: f64) 
         ..SimFleetConfig::new(&server.mqtt_url, trust, dir.path().join("devices"), devices)
     })?;
     let (c, bytes) = (client.clone(), std::fs::read(&package)?);
-    tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await??;
+    tokio::task::spawn_blocking(move || c.push_model(&bytes)).await??;
     let started = Instant::now();
     loop {
-        let online = api(&client, "/v1/status", None).await?["online"].as_u64().unwrap_or(0);
-        if online as usize >= devices {
+        let online = api::<StatusResponse>(&client, "/v1/status", None).await?.online;
+        if online >= devices {
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -74,14 +78,14 @@ async fn run_scenario(name: &str, devices: usize, window_ms: u64, rate_hz: f64) 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let plan = json!({"model": "vibration-mlp", "version_seq": 1, "stages": "100%", "bake": "0s", "probation": "1s", "min_sample": 1});
-    let id = api(&client, "/v1/rollouts", Some(plan)).await?["id"].as_u64().context("rollout id")?;
+    let id = api::<CreateRolloutResponse>(&client, "/v1/rollouts", Some(plan)).await?.id.context("rollout id")?;
     loop {
-        let r = api(&client, &format!("/v1/rollouts/{id}"), None).await?;
-        if r["status"] == "Completed" {
+        let r: RolloutDetail = api(&client, &format!("/v1/rollouts/{id}"), None).await?;
+        if r.status == RolloutStatus::Completed {
             break;
         }
         if started.elapsed() > Duration::from_secs(120) {
-            bail!("rollout did not complete: {r}");
+            bail!("rollout did not complete: {}", json!(r));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -99,16 +103,16 @@ async fn run_scenario(name: &str, devices: usize, window_ms: u64, rate_hz: f64) 
     let mut features: BTreeMap<String, usize> = BTreeMap::new();
     while onset.elapsed() < Duration::from_millis(window_ms * 25) && detected.len() < affected.len() {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let report = api(&client, "/v1/drift?model=vibration-mlp", None).await?;
-        for d in report["devices"].as_array().cloned().unwrap_or_default() {
-            if d["state"] != "drifting" {
+        let report: DriftReport = api(&client, "/v1/drift?model=vibration-mlp", None).await?;
+        for d in &report.devices {
+            if d.state != DriftState::Drifting {
                 continue;
             }
-            let id = d["device"].as_str().unwrap_or("").to_string();
+            let id = d.device.to_string();
             if affected.contains(&id) {
                 if !detected.contains_key(&id) {
-                    for f in d["latest_window"]["drifting"].as_array().cloned().unwrap_or_default() {
-                        *features.entry(f["feature"].as_str().unwrap_or("?").to_string()).or_insert(0) += 1;
+                    for f in d.latest_window.iter().flat_map(|w| &w.drifting) {
+                        *features.entry(f.feature.clone()).or_insert(0) += 1;
                     }
                 }
                 detected.entry(id).or_insert_with(|| onset.elapsed().as_secs_f64());
@@ -117,11 +121,16 @@ async fn run_scenario(name: &str, devices: usize, window_ms: u64, rate_hz: f64) 
             }
         }
     }
-    let report = api(&client, "/v1/drift?model=vibration-mlp", None).await?;
-    for d in report["devices"].as_array().cloned().unwrap_or_default() {
-        let id = d["device"].as_str().unwrap_or("");
+    let report: DriftReport = api(&client, "/v1/drift?model=vibration-mlp", None).await?;
+    for d in &report.devices {
+        let id = d.device.as_str();
         if affected.iter().any(|a| a == id) && !detected.contains_key(id) {
-            eprintln!("  {name}: {id} not flagged: {} {} {}", d["state"], d["recent_windows"], d["reasons"]);
+            eprintln!(
+                "  {name}: {id} not flagged: {} {} {}",
+                json!(d.state),
+                json!(d.recent_windows),
+                json!(d.reasons)
+            );
         }
     }
     let mut times: Vec<f64> = detected.values().copied().collect();

@@ -24,8 +24,11 @@
 #![allow(clippy::print_stdout)]
 
 use anyhow::{Context, Result, bail};
+use edgefleet::api::rollouts::{CreateRolloutResponse, OperateRequest, RolloutDetail};
+use edgefleet::api::status::StatusResponse;
 use edgefleet::client::Client;
 use edgefleet::keys;
+use edgefleet::rollout::RolloutStatus;
 use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_protocol::codec::decode;
 use edgefleet_protocol::uplink::Health;
@@ -147,7 +150,7 @@ fn shard_child(dir: &Path, broker: &str, prefix: &str, count: usize, mix: Mix) -
     })
 }
 
-use edgefleet_sim::api::call as api;
+use edgefleet_sim::api::{call as api, post};
 
 /// Heartbeats seen per device: arrival times (ms) and delays (arrival − device timestamp).
 #[derive(Default)]
@@ -238,8 +241,8 @@ async fn run_size(devices: usize, package_kind: &str, mix: Mix) -> Result<Row> {
         shards.push(spawn_child(format!("shard {dir_text} {mqtt} {prefix} {count} {mix}"))?.0);
     }
     loop {
-        let online = api(&client, "/v1/status", None).await?["online"].as_u64().unwrap_or(0);
-        if online as usize >= devices {
+        let online = api::<StatusResponse>(&client, "/v1/status", None).await?.online;
+        if online >= devices {
             break;
         }
         if sim_started.elapsed() > Duration::from_secs(900) {
@@ -252,29 +255,29 @@ async fn run_size(devices: usize, package_kind: &str, mix: Mix) -> Result<Row> {
 
     let bytes = std::fs::read(&package)?;
     let c = client.clone();
-    tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await??;
+    tokio::task::spawn_blocking(move || c.push_model(&bytes)).await??;
     let plan = json!({"model": "vibration-mlp", "version_seq": 1, "stages": "1%,10%,50%,100%", "bake": "0s",
         "max_failure_rate": "50%", "confidence": "80%", "min_sample": 5, "probation": "0s",
         "max_concurrent_downloads": 200});
     let rollout_started = Instant::now();
-    let id = api(&client, "/v1/rollouts", Some(plan)).await?["id"].as_u64().unwrap_or(0);
+    let id = api::<CreateRolloutResponse>(&client, "/v1/rollouts", Some(plan)).await?.id.unwrap_or(0);
     loop {
-        let r = api(&client, &format!("/v1/rollouts/{id}"), None).await?;
-        if r["status"] != "Running" {
-            if r["status"] != "Completed" {
-                bail!("rollout ended {}: {r:#}", r["status"]);
+        let r: RolloutDetail = api(&client, &format!("/v1/rollouts/{id}"), None).await?;
+        if r.status != RolloutStatus::Running {
+            if r.status != RolloutStatus::Completed {
+                bail!("rollout ended {}: {:#}", json!(r.status), json!(r));
             }
             break;
         }
         // Small canaries (1% of a small track) hold "inconclusive"; promote them as an operator would.
-        for t in r["tracks"].as_array().cloned().unwrap_or_default() {
-            if t["phase"] == "held (Inconclusive)" {
-                let body = json!({"track": t["hardware"], "reason": "scale bench"});
-                api(&client, &format!("/v1/rollouts/{id}/promote"), Some(body)).await?;
+        for t in &r.tracks {
+            if t.phase == "held (Inconclusive)" {
+                let body = OperateRequest { reason: "scale bench".into(), track: Some(t.hardware.clone()) };
+                post::<RolloutDetail>(&client, &format!("/v1/rollouts/{id}/promote"), &body).await?;
             }
         }
         if rollout_started.elapsed() > Duration::from_secs(1800) {
-            bail!("rollout still running after 1800 s: {r:#}");
+            bail!("rollout still running after 1800 s: {:#}", json!(r));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -12,11 +12,20 @@ use crate::drift::{Affected, DriftPlan, DriftScenario, Onset};
 use crate::fleet::{Mix, SimFleet, SimFleetConfig};
 use crate::reference::vibration_package;
 use anyhow::{Context, Result, bail};
+use edgefleet::api::audit::AuditVerify;
+use edgefleet::api::devices::{DeviceSummary, LabelRequest, LabelResponse, SamplingRequest, SamplingResponse};
+use edgefleet::api::drift::{AssessmentView, DriftReport, DriftState, Scorecard, ScorecardTrack};
+use edgefleet::api::models::PushResponse;
+use edgefleet::api::rollouts::{CreateRolloutResponse, OperateRequest, RolloutDetail, TrackView};
+use edgefleet::api::samples::SampleRecord;
 use edgefleet::client::Client;
 use edgefleet::keys;
+use edgefleet::rollout::RolloutStatus;
+use edgefleet::rollout::machine::HealthVerdict;
 use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_protocol::hardware::HardwareClass;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -52,11 +61,26 @@ pub struct DemoOptions {
     pub keep_running: bool,
 }
 
-use crate::api::call as api;
+use crate::api::{call as api, post};
 
-async fn push(client: &Client, file: &Path) -> Result<Value> {
+async fn push(client: &Client, file: &Path) -> Result<PushResponse> {
     let (c, bytes) = (client.clone(), std::fs::read(file)?);
-    Ok(tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await??)
+    Ok(tokio::task::spawn_blocking(move || c.push_model(&bytes)).await??)
+}
+
+/// A field as its JSON text (strings quoted, `null` for none), as the demo always printed them.
+fn j(field: &impl Serialize) -> String {
+    serde_json::to_value(field).unwrap_or_default().to_string()
+}
+
+/// A rollout status in lower case (`completed`, `stopped`, ...).
+fn word(status: RolloutStatus) -> String {
+    format!("{status:?}").to_lowercase()
+}
+
+/// Models a device list shows as serving version 1.
+fn on_v1(d: &DeviceSummary) -> bool {
+    d.models.iter().any(|m| m == "vibration-mlp@1")
 }
 
 fn build(dir: &Path, model: &Path, seq: u64, label: &str, seed: u64) -> Result<PathBuf> {
@@ -64,34 +88,30 @@ fn build(dir: &Path, model: &Path, seq: u64, label: &str, seed: u64) -> Result<P
     vibration_package(dir, &key, model, seq, label, seed, REFERENCE_BINS)
 }
 
-fn counts(track: &Value) -> String {
-    track["counts"]
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default()
+fn counts(track: &TrackView) -> String {
+    track.counts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Follows a rollout, printing each change of a track's stage, phase or counts; returns the
 /// final rollout and how long it took.
-async fn follow(client: &Client, id: u64, limit: Duration) -> Result<(Value, Duration)> {
+async fn follow(client: &Client, id: u32, limit: Duration) -> Result<(RolloutDetail, Duration)> {
     let started = Instant::now();
     let mut last: Vec<String> = Vec::new();
     let mut held_since: std::collections::BTreeMap<String, Instant> = std::collections::BTreeMap::new();
     loop {
-        let r = api(client, &format!("/v1/rollouts/{id}"), None).await?;
-        let lines: Vec<String> = r["tracks"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let r: RolloutDetail = api(client, &format!("/v1/rollouts/{id}"), None).await?;
+        let lines: Vec<String> = r
+            .tracks
             .iter()
             .map(|t| {
+                // The percentage unpadded, as it has always printed (a JSON value ignores widths).
                 format!(
-                    "{:<12} stage {}/{} ({:>3}%) {:<22} {}",
-                    t["hardware"].as_str().unwrap_or("?"),
-                    t["stage"],
-                    t["stages"],
-                    t["stage_percent"],
-                    t["phase"].as_str().unwrap_or("?"),
+                    "{:<12} stage {}/{} ({}%) {:<22} {}",
+                    t.hardware,
+                    t.stage,
+                    t.stages,
+                    t.stage_percent,
+                    t.phase,
                     counts(t)
                 )
             })
@@ -105,10 +125,14 @@ async fn follow(client: &Client, id: u64, limit: Duration) -> Result<(Value, Dur
         }
         // Playing the operator: a canary too small for the install gate's bound to decide holds
         // `Inconclusive`; once its health evidence is in and fine, promote it (audited).
-        for t in r["tracks"].as_array().cloned().unwrap_or_default() {
-            let track = t["hardware"].as_str().unwrap_or("cpu").to_string();
-            let verdict = t["last_decision"]["evidence"]["health"]["verdict"].as_str().unwrap_or("Fine");
-            if t["phase"] != "held (Inconclusive)" || !matches!(verdict, "Fine" | "NoControl") {
+        for t in &r.tracks {
+            let track = t.hardware.clone();
+            let verdict = t
+                .last_decision
+                .as_ref()
+                .and_then(|d| d.evidence.health.as_ref())
+                .map_or(HealthVerdict::Fine, |h| h.verdict);
+            if t.phase != "held (Inconclusive)" || !matches!(verdict, HealthVerdict::Fine | HealthVerdict::NoControl) {
                 held_since.remove(&track);
                 continue;
             }
@@ -117,16 +141,16 @@ async fn follow(client: &Client, id: u64, limit: Duration) -> Result<(Value, Dur
                 println!(
                     "    operator: promote {track} (its canary is too small for the bound to decide; health is fine)"
                 );
-                let body = json!({"track": track, "reason": "demo: small canary, healthy"});
-                api(client, &format!("/v1/rollouts/{id}/promote"), Some(body)).await?;
+                let body = OperateRequest { reason: "demo: small canary, healthy".into(), track: Some(track.clone()) };
+                post::<RolloutDetail>(client, &format!("/v1/rollouts/{id}/promote"), &body).await?;
                 held_since.remove(&track);
             }
         }
-        if r["status"] != "Running" {
+        if r.status != RolloutStatus::Running {
             return Ok((r, started.elapsed()));
         }
         if started.elapsed() > limit {
-            bail!("rollout {id} did not finish within {}s: {r:#}", limit.as_secs());
+            bail!("rollout {id} did not finish within {}s: {:#}", limit.as_secs(), json!(r));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -197,22 +221,21 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     loop {
         // Registered means its birth arrived (hardware known): a rollout targets only those;
         // the retained online state can come first.
-        let devices = api(&client, "/v1/devices", None).await?;
-        let known = devices.as_array().map_or(&[][..], Vec::as_slice);
-        let ready = |d: &Value| d["online"] == true && !d["hardware"].is_null();
+        let known: Vec<DeviceSummary> = api(&client, "/v1/devices", None).await?;
+        let ready = |d: &DeviceSummary| d.online && d.hardware.is_some();
         let online = known.iter().filter(|d| ready(d)).count();
         if online >= options.devices {
             break;
         }
         if registering.elapsed() > Duration::from_secs(120) {
-            let heard: Vec<&str> = known.iter().filter_map(|d| d["id"].as_str()).collect();
+            let heard: Vec<&str> = known.iter().map(|d| d.id.as_str()).collect();
             let mut not_ready: Vec<String> = known
                 .iter()
                 .filter(|d| !ready(d))
                 .map(|d| {
-                    let state = if d["online"] == true { "online" } else { "offline" };
-                    let birth = if d["hardware"].is_null() { ", no birth" } else { "" };
-                    format!("{} ({state}{birth})", d["id"].as_str().unwrap_or("?"))
+                    let state = if d.online { "online" } else { "offline" };
+                    let birth = if d.hardware.is_none() { ", no birth" } else { "" };
+                    format!("{} ({state}{birth})", d.id)
                 })
                 .collect();
             not_ready.extend(
@@ -236,7 +259,8 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     for i in 0..options.devices {
         let Some(id) = fleet.device_id(i) else { continue };
         let site = if plant_b.contains(&i) { "plant-b" } else { "plant-a" };
-        api(&client, &format!("/v1/devices/{id}/labels"), Some(json!({"set": {"site": site}}))).await?;
+        let labels = LabelRequest { set: [("site".to_string(), site.to_string())].into(), remove: Vec::new() };
+        post::<LabelResponse>(&client, &format!("/v1/devices/{id}/labels"), &labels).await?;
     }
     println!(
         "   labelled site=plant-a ({} devices) and site=plant-b ({} devices)\n",
@@ -257,36 +281,33 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         "4. roll out v1 (stages 10%, 50%, 100%; gates: install failures, and p99 / error rate vs devices not yet updated)"
     );
     push(&client, &v1).await?;
-    let id1 = api(&client, "/v1/rollouts", Some(plan(1))).await?["id"].as_u64().unwrap_or(0);
+    let id1 = api::<CreateRolloutResponse>(&client, "/v1/rollouts", Some(plan(1))).await?.id.unwrap_or(0);
     let (r1, d1) = follow(&client, id1, Duration::from_secs(300)).await?;
-    println!("   rollout {id1}: {} in {:.1}s\n", r1["status"].as_str().unwrap_or("?").to_lowercase(), d1.as_secs_f64());
+    println!("   rollout {id1}: {} in {:.1}s\n", word(r1.status), d1.as_secs_f64());
 
     println!("5. release v2: it installs and validates fine, but is much slower on the devices");
     push(&client, &v2).await?;
-    let id2 = api(&client, "/v1/rollouts", Some(plan(2))).await?["id"].as_u64().unwrap_or(0);
+    let id2 = api::<CreateRolloutResponse>(&client, "/v1/rollouts", Some(plan(2))).await?.id.unwrap_or(0);
     let (r2, d2) = follow(&client, id2, Duration::from_secs(300)).await?;
     let mut caught = Vec::new();
-    for t in r2["tracks"].as_array().cloned().unwrap_or_default() {
-        let e = &t["last_decision"]["evidence"];
-        let h = &e["health"];
+    for t in &r2.tracks {
+        let decision = t.last_decision.as_ref();
+        let h = decision.and_then(|d| d.evidence.health.as_deref());
+        let control = h.and_then(|h| h.control);
         caught.push(format!(
             "{}: {} at stage {} — p99 {}µs on {} canaries vs {}µs on {} devices still on v1 (ratio {:.1}, max 1.3); {} canaries rolled back",
-            t["hardware"].as_str().unwrap_or("?"),
-            t["last_decision"]["decision"].as_str().unwrap_or("?"),
-            t["stage"],
-            h["new"]["p99_us"],
-            h["new"]["devices"],
-            h["control"]["p99_us"],
-            h["control"]["devices"],
-            h["p99_ratio"].as_f64().unwrap_or(0.0),
-            t["counts"]["rolledback"].as_u64().unwrap_or(0)
+            t.hardware,
+            decision.map_or("?", |d| d.decision.as_str()),
+            t.stage,
+            j(&h.map(|h| h.new.p99_us)),
+            j(&h.map(|h| h.new.devices)),
+            j(&control.map(|c| c.p99_us)),
+            j(&control.map(|c| c.devices)),
+            h.and_then(|h| h.p99_ratio).unwrap_or(0.0),
+            t.counts.get("rolledback").copied().unwrap_or(0)
         ));
     }
-    println!(
-        "   rollout {id2}: {} after {:.1}s",
-        r2["status"].as_str().unwrap_or("?").to_lowercase(),
-        d2.as_secs_f64()
-    );
+    println!("   rollout {id2}: {} after {:.1}s", word(r2.status), d2.as_secs_f64());
     for c in &caught {
         println!("   {c}");
     }
@@ -294,15 +315,8 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let back = Instant::now();
     let mut on_v1 = 0;
     while back.elapsed() < Duration::from_secs(60) {
-        let devices = api(&client, "/v1/devices", None).await?;
-        on_v1 = devices
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|d| d["models"].as_array().is_some_and(|m| m.iter().any(|x| x == "vibration-mlp@1")))
-                    .count()
-            })
-            .unwrap_or(0);
+        let devices: Vec<DeviceSummary> = api(&client, "/v1/devices", None).await?;
+        on_v1 = devices.iter().filter(|d| self::on_v1(d)).count();
         if on_v1 == options.devices {
             break;
         }
@@ -310,17 +324,15 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     }
     if on_v1 < options.devices {
         // Say who did not come back, and what they report, rather than only a count.
-        let devices = api(&client, "/v1/devices", None).await?;
-        for d in devices.as_array().cloned().unwrap_or_default() {
-            if !d["models"].as_array().is_some_and(|m| m.iter().any(|x| x == "vibration-mlp@1")) {
-                println!("   not back on v1: {} models {} online {}", d["id"], d["models"], d["online"]);
-            }
+        let devices: Vec<DeviceSummary> = api(&client, "/v1/devices", None).await?;
+        for d in devices.iter().filter(|d| !self::on_v1(d)) {
+            println!("   not back on v1: {} models {} online {}", j(&d.id), j(&d.models), d.online);
         }
     }
-    let card = api(&client, &format!("/v1/rollouts/{id2}/scorecard"), None).await?;
+    let card: Scorecard = api(&client, &format!("/v1/rollouts/{id2}/scorecard"), None).await?;
     println!("   scorecard (`edgefleet scorecard {id2}`), new v2 canaries vs control on v1, same track and period:");
-    for t in card["tracks"].as_array().cloned().unwrap_or_default() {
-        println!("     {}", scorecard_line(&t));
+    for t in &card.tracks {
+        println!("     {}", scorecard_line(t));
     }
     println!();
 
@@ -329,12 +341,8 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     println!();
 
     println!("7. audit");
-    let verify = api(&client, "/v1/audit/verify", None).await?;
-    println!(
-        "   {} audit entries, hash chain {}\n",
-        verify["entries"],
-        if verify["ok"] == true { "intact" } else { "BROKEN" }
-    );
+    let verify: AuditVerify = api(&client, "/v1/audit/verify", None).await?;
+    println!("   {} audit entries, hash chain {}\n", j(&verify.entries), if verify.ok { "intact" } else { "BROKEN" });
 
     println!("Summary");
     println!(
@@ -345,22 +353,18 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         fleet.devices().filter(|d| d.1 == HardwareClass::Accelerator).count(),
         register_time.as_secs_f64()
     );
-    println!(
-        "  v1 rollout         {} in {:.1}s, 3 stages per hardware track",
-        r1["status"].as_str().unwrap_or("?").to_lowercase(),
-        d1.as_secs_f64()
-    );
+    println!("  v1 rollout         {} in {:.1}s, 3 stages per hardware track", word(r1.status), d1.as_secs_f64());
     println!(
         "  v2 rollout         {} by its health gate after {:.1}s; {} of {} devices back on / still on v1",
-        r2["status"].as_str().unwrap_or("?").to_lowercase(),
+        word(r2.status),
         d2.as_secs_f64(),
         on_v1,
         options.devices
     );
     println!(
         "  audit              {} entries, chain {}",
-        verify["entries"],
-        if verify["ok"] == true { "verified" } else { "BROKEN" }
+        j(&verify.entries),
+        if verify.ok { "verified" } else { "BROKEN" }
     );
     println!("  took               {:.1}s", started.elapsed().as_secs_f64());
     println!("  data               {} (fleet manager: fleet/, devices: devices/, keys: keys/)", dir.display());
@@ -383,29 +387,32 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     fleet.stop().await;
     shutdown.cancel();
     server.task.await??;
-    if r1["status"] != "Completed" || r2["status"] != "Stopped" || verify["ok"] != true || !drift.as_expected {
+    if r1.status != RolloutStatus::Completed || r2.status != RolloutStatus::Stopped || !verify.ok || !drift.as_expected
+    {
         bail!("the demo did not go as expected (see above)");
     }
     Ok(())
 }
 
 /// One scorecard track in a line.
-fn scorecard_line(t: &Value) -> String {
-    let pct = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0));
-    let ci = |v: &Value| match v.as_array().map(|a| (a[0].as_f64(), a[1].as_f64())) {
-        Some((Some(l), Some(u))) => format!("[{:+.1}, {:+.1}] pts", l * 100.0, u * 100.0),
-        _ => "n/a".into(),
+fn scorecard_line(t: &ScorecardTrack) -> String {
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0));
+    let ci = |v: Option<(f64, f64)>| match v {
+        Some((l, u)) => format!("[{:+.1}, {:+.1}] pts", l * 100.0, u * 100.0),
+        None => "n/a".into(),
     };
-    let d = &t["difference"];
+    let d = &t.difference;
+    // A statistic sent as null (not finite) reads back as NaN: shown as missing.
+    let psi = d.prediction_shift.as_ref().map(|p| p.psi).filter(|p| !p.is_nan());
     format!(
         "{:<11} accuracy {} vs {} (difference {}, 95% CI {}); p99 ratio {}; prediction shift PSI {}",
-        t["hardware"].as_str().unwrap_or("?"),
-        pct(&t["new"]["accuracy"]["accuracy"]),
-        pct(&t["control"]["accuracy"]["accuracy"]),
-        d["accuracy_delta"].as_f64().map_or("-".into(), |x| format!("{:+.1} pts", x * 100.0)),
-        ci(&d["accuracy_delta_ci95"]),
-        d["p99_ratio"].as_f64().map_or("-".into(), |r| format!("{r:.1}")),
-        d["prediction_shift"]["psi"].as_f64().map_or("-".into(), |p| format!("{p:.2}")),
+        t.hardware,
+        pct(t.new.accuracy.accuracy),
+        pct(t.control.accuracy.accuracy),
+        d.accuracy_delta.map_or("-".into(), |x| format!("{:+.1} pts", x * 100.0)),
+        ci(d.accuracy_delta_ci95),
+        d.p99_ratio.map_or("-".into(), |r| format!("{r:.1}")),
+        psi.map_or("-".into(), |p| format!("{p:.2}")),
     )
 }
 
@@ -428,14 +435,14 @@ async fn drift_act(client: &Client, fleet: &mut SimFleet, plant_b: &[usize]) -> 
     let onset = Instant::now();
     let mut detected: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
     let mut false_alarms: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    let mut report = Value::Null;
+    let mut report: Option<DriftReport> = None;
     let mut printed = 0;
     while onset.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        report = api(client, "/v1/drift?model=vibration-mlp", None).await?;
-        for d in report["devices"].as_array().cloned().unwrap_or_default() {
-            let id = d["device"].as_str().unwrap_or("").to_string();
-            if d["state"] != "drifting" {
+        let now: DriftReport = api(client, "/v1/drift?model=vibration-mlp", None).await?;
+        for d in &now.devices {
+            let id = d.device.to_string();
+            if d.state != DriftState::Drifting {
                 continue;
             }
             if affected.contains(&id) {
@@ -444,6 +451,7 @@ async fn drift_act(client: &Client, fleet: &mut SimFleet, plant_b: &[usize]) -> 
                 false_alarms.insert(id);
             }
         }
+        report = Some(now);
         if detected.len() / 10 > printed / 10 || detected.len() == affected.len() {
             printed = detected.len();
             println!(
@@ -460,50 +468,49 @@ async fn drift_act(client: &Client, fleet: &mut SimFleet, plant_b: &[usize]) -> 
     let mut times: Vec<f64> = detected.values().copied().collect();
     times.sort_by(f64::total_cmp);
     let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
-    if let Some(example) = report["devices"].as_array().and_then(|a| a.iter().find(|d| d["state"] == "drifting")) {
-        println!("   why, for {} (`edgefleet health --device ...`):", example["device"].as_str().unwrap_or("?"));
-        for r in example["reasons"].as_array().cloned().unwrap_or_default().iter().take(4) {
-            println!("     {}", r.as_str().unwrap_or(""));
+    let (devices, cohorts) = report.as_ref().map_or((&[][..], &[][..]), |r| (&r.devices[..], &r.cohorts[..]));
+    if let Some(example) = devices.iter().find(|d| d.state == DriftState::Drifting) {
+        println!("   why, for {} (`edgefleet health --device ...`):", example.device);
+        for r in example.reasons.iter().take(4) {
+            println!("     {r}");
         }
     }
     println!("   cohorts (`edgefleet drift report --model vibration-mlp`):");
-    for c in report["cohorts"].as_array().cloned().unwrap_or_default() {
-        let name = c["cohort"].as_str().unwrap_or("");
-        if !name.contains("site=") {
-            continue;
-        }
-        let features: Vec<String> = c["assessment"]["drifting"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|f| f["feature"].as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
+    for c in cohorts.iter().filter(|c| c.cohort.contains("site=")) {
+        let assessment: Option<&AssessmentView> = c.assessment.as_ref();
+        let features: Vec<String> =
+            assessment.map(|a| a.drifting.iter().map(|f| f.feature.clone()).collect()).unwrap_or_default();
         println!(
             "     {:<26} {:>3} devices, {:>3} drifting, max PSI {:.2}, drifting features: {}",
-            name,
-            c["devices"].as_u64().unwrap_or(0),
-            c["drifting_devices"].as_u64().unwrap_or(0),
-            c["assessment"]["max_psi"].as_f64().unwrap_or(0.0),
+            c.cohort,
+            c.devices,
+            c.drifting_devices,
+            assessment.and_then(|a| a.max_psi).unwrap_or(0.0),
             if features.is_empty() { "none".to_string() } else { features.join(", ") }
         );
     }
     // Closing the loop: collect raw data from the drifting site for retraining.
-    let sampling = json!({
-        "select": "site=plant-b", "model": "vibration-mlp", "sample_rate": 0.2,
-        "max_sample_bytes_per_hour": 4 << 20, "drift_window_ms": DRIFT_WINDOW_MS,
-    });
-    api(client, "/v1/sampling", Some(sampling)).await?;
+    let sampling = SamplingRequest {
+        select: "site=plant-b".into(),
+        model: Some("vibration-mlp".into()),
+        sample_rate: 0.2,
+        max_sample_bytes_per_hour: 4 << 20,
+        drift_window_ms: DRIFT_WINDOW_MS,
+    };
+    post::<SamplingResponse>(client, "/v1/sampling", &sampling).await?;
     println!(
         "   operator: sample 20% of plant-b's inferences as raw records (`edgefleet devices sampling --select site=plant-b --sample-rate 0.2`)"
     );
     let collecting = Instant::now();
-    let mut records = Vec::new();
+    let mut records: Vec<SampleRecord> = Vec::new();
     while collecting.elapsed() < Duration::from_millis(3 * DRIFT_WINDOW_MS) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        records = api(client, "/v1/samples?model=vibration-mlp", None).await?.as_array().cloned().unwrap_or_default();
+        records = api(client, "/v1/samples?model=vibration-mlp", None).await?;
         if records.len() >= 100 && collecting.elapsed() > Duration::from_millis(DRIFT_WINDOW_MS + 1000) {
             break;
         }
     }
-    let devices: std::collections::BTreeSet<&str> = records.iter().filter_map(|r| r["device"].as_str()).collect();
+    let devices: std::collections::BTreeSet<&str> = records.iter().map(|r| r.device.as_str()).collect();
     let only_plant_b = devices.iter().all(|d| affected.iter().any(|a| a == d));
     println!(
         "   {} raw (input, output) records from {} plant-b devices in {:.1}s (`edgefleet samples export --model vibration-mlp --out FILE.csv`)",

@@ -142,7 +142,7 @@ async fn push(client: &Client, dir: &Path, version_seq: u64) {
     let key = dir.join("keys").join(keys::SIGNING_KEY_FILE);
     let package = vibration_package(dir, &key, &model, version_seq, &format!("{version_seq}.0.0"), 1, 5).unwrap();
     let (c, bytes) = (client.clone(), std::fs::read(package).unwrap());
-    tokio::task::spawn_blocking(move || c.post_bytes("/v1/models", &bytes)).await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || c.post_bytes::<Value>("/v1/models", &bytes)).await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 async fn devices_online(client: &Client) -> u64 {
     let c = client.clone();
-    tokio::task::spawn_blocking(move || c.get("/v1/status")).await.unwrap().unwrap()["online"].as_u64().unwrap()
+    tokio::task::spawn_blocking(move || c.get::<serde_json::Value>("/v1/status")).await.unwrap().unwrap()["online"]
+        .as_u64()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,8 +69,10 @@ async fn a_sim_fleet_registers_with_its_mix_and_survives_crash_restarts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let c = client.clone();
-    let list =
-        tokio::task::spawn_blocking(move || c.get("/v1/devices?select=hw%3Daccelerator")).await.unwrap().unwrap();
+    let list = tokio::task::spawn_blocking(move || c.get::<serde_json::Value>("/v1/devices?select=hw%3Daccelerator"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 4);
     sim.stop().await;
     shutdown.cancel();

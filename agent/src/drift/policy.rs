@@ -6,15 +6,15 @@
 use crate::config::SamplingSettings;
 use crate::deploy::fsutil::write_atomic;
 use edgefleet_protocol::ModelName;
-use edgefleet_protocol::command::SamplingPolicy;
+use edgefleet_protocol::command::{SamplingPolicy, SamplingPolicyError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Shortest drift window accepted.
-pub const MIN_WINDOW_MS: u64 = 100;
-/// Longest drift window accepted (one day).
-pub const MAX_WINDOW_MS: u64 = 86_400_000;
+/// Shortest drift window accepted (the wire rule, [`SamplingPolicy::MIN_DRIFT_WINDOW_MS`]).
+pub const MIN_WINDOW_MS: u64 = SamplingPolicy::MIN_DRIFT_WINDOW_MS;
+/// Longest drift window accepted, one day (the wire rule, [`SamplingPolicy::MAX_DRIFT_WINDOW_MS`]).
+pub const MAX_WINDOW_MS: u64 = SamplingPolicy::MAX_DRIFT_WINDOW_MS;
 
 /// A policy value that cannot be applied.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,15 +39,13 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Checks the values.
+    /// Checks the values by the wire rule ([`SamplingPolicy::check`]).
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if !(0.0..=1.0).contains(&self.sample_rate) {
-            return Err(PolicyError::SampleRate(self.sample_rate));
-        }
-        if !(MIN_WINDOW_MS..=MAX_WINDOW_MS).contains(&self.drift_window_ms) {
-            return Err(PolicyError::Window(self.drift_window_ms));
-        }
-        Ok(())
+        SamplingPolicy::check(self.sample_rate, self.drift_window_ms).map_err(|e| match e {
+            SamplingPolicyError::SampleRate(rate) => PolicyError::SampleRate(rate),
+            // The window: the only other value the rule checks.
+            _ => PolicyError::Window(self.drift_window_ms),
+        })
     }
 }
 

@@ -636,7 +636,9 @@ impl Rollout {
                 }
             }
             Event::Rollback => {
-                if !matches!(self.status, RolloutStatus::Aborted | RolloutStatus::RolledBack) {
+                // An aborted rollout left its devices where they were: it can still be undone.
+                if self.status != RolloutStatus::RolledBack {
+                    let was_aborted = self.status == RolloutStatus::Aborted;
                     self.status = RolloutStatus::RolledBack;
                     for slot in &mut self.devices {
                         if slot.state == DeviceState::Committed {
@@ -644,7 +646,9 @@ impl Rollout {
                             actions.push(Action::RollBackDevice { device: slot.target.device.clone() });
                         }
                     }
-                    actions.push(Action::Aborted);
+                    if !was_aborted {
+                        actions.push(Action::Aborted);
+                    }
                 }
             }
         }

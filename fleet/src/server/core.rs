@@ -12,19 +12,14 @@
 use super::audit::{self, AuditEntry};
 use super::clock::Clock;
 use super::command_ids::CommandIds;
-use super::drift::{DeviceDrift, StoredWindow};
-use super::drift_views;
-pub use super::driver::RolloutOp;
-use super::driver::{AuditNote, DriverError, DriverSettings, Effects, FleetView, RolloutDriver};
+use super::driver::{AuditNote, DriverSettings, Effects, FleetView, RolloutDriver};
 use super::models::{ModelRecord, model_key};
 use super::quarantine::{Change, Refusal, RefusalKind};
 use super::rebirth::MissedBirths;
 use super::registry::{Applied, DeviceRecord, Retention, Uplink};
-use super::rollouts::{RequestError, RolloutRecord, RolloutRequest, resolve_targets};
-use super::selector::{Selector, valid_label_key};
+use super::requests::{ApiRequest, ApiResult};
 use super::store::{Batch, FleetStore, StoreError};
-use super::views;
-use crate::rollout::{Rollout, RolloutId};
+use crate::drift::device::{DeviceDrift, StoredWindow};
 use edgefleet_protocol::command::{Command, CommandBody, ProbationBudget};
 use edgefleet_protocol::topic::{Namespace, Topic, TopicKind};
 use edgefleet_protocol::{DeviceId, encode};
@@ -32,148 +27,6 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-
-/// An operator request's failure: an HTTP status and a message that says what to do.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    /// HTTP status code.
-    pub status: u16,
-    /// The message.
-    pub message: String,
-}
-
-impl ApiError {
-    /// 400: the request is wrong.
-    pub fn bad_request(message: impl ToString) -> Self {
-        ApiError { status: 400, message: message.to_string() }
-    }
-    /// 404: no such thing.
-    pub fn not_found(message: impl ToString) -> Self {
-        ApiError { status: 404, message: message.to_string() }
-    }
-    /// 409: conflicts with the current state.
-    pub fn conflict(message: impl ToString) -> Self {
-        ApiError { status: 409, message: message.to_string() }
-    }
-}
-
-/// An operator request's answer.
-pub type ApiResult = Result<Value, ApiError>;
-
-/// What operators can ask.
-#[derive(Debug)]
-pub enum ApiRequest {
-    /// Server summary.
-    Status,
-    /// Devices matching a selector.
-    ListDevices {
-        /// Selector text.
-        selector: String,
-    },
-    /// One device in full.
-    ShowDevice {
-        /// Device id.
-        id: String,
-    },
-    /// Set or remove labels.
-    Label {
-        /// Device id.
-        id: String,
-        /// Labels to set.
-        set: BTreeMap<String, String>,
-        /// Labels to remove.
-        remove: Vec<String>,
-        /// Operator.
-        actor: String,
-    },
-    /// Register a package already verified and stored.
-    RegisterModel {
-        /// Its record.
-        record: ModelRecord,
-    },
-    /// Every model version.
-    ListModels,
-    /// One model's versions and who runs them.
-    ShowModel {
-        /// Model name.
-        name: String,
-    },
-    /// Create (or dry-run) a rollout.
-    CreateRollout {
-        /// The plan.
-        request: RolloutRequest,
-        /// Resolve and estimate only.
-        dry_run: bool,
-        /// Operator.
-        actor: String,
-    },
-    /// Every rollout, briefly.
-    ListRollouts,
-    /// One rollout in full.
-    ShowRollout {
-        /// Id.
-        id: u32,
-    },
-    /// Pause, resume, abort, roll back.
-    OperateRollout {
-        /// Id.
-        id: u32,
-        /// What.
-        op: RolloutOp,
-        /// Operator.
-        actor: String,
-        /// Why.
-        reason: String,
-        /// For `Promote`: only this track.
-        track: Option<edgefleet_protocol::hardware::HardwareClass>,
-    },
-    /// Health per device.
-    Health {
-        /// Only this device.
-        device: Option<String>,
-        /// Only devices serving this model.
-        model: Option<String>,
-    },
-    /// Drift per device and cohort for a model.
-    DriftReport {
-        /// Model name.
-        model: String,
-        /// Only this device.
-        device: Option<String>,
-    },
-    /// Send a sampling policy to the devices a selector picks.
-    SetSampling {
-        /// Selector (`hw=gpu,site=plant-3`; empty: every device).
-        selector: String,
-        /// The policy.
-        policy: edgefleet_protocol::command::SamplingPolicy,
-        /// Operator.
-        actor: String,
-    },
-    /// Sampled raw records of a model.
-    Samples {
-        /// Model name.
-        model: String,
-        /// Only this device.
-        device: Option<String>,
-        /// At most this many batches.
-        limit: usize,
-    },
-    /// A rollout's A/B scorecard.
-    Scorecard {
-        /// Rollout id.
-        id: u32,
-    },
-    /// Audit entries.
-    Audit {
-        /// From this sequence number.
-        from: u64,
-        /// At most this many.
-        limit: usize,
-    },
-    /// Verify the whole audit chain.
-    AuditVerify,
-}
 
 /// Something for the core to handle.
 #[derive(Debug)]
@@ -256,7 +109,7 @@ pub struct Settled {
 }
 
 /// Counters for `/v1/status` and benchmarks.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     /// Device messages applied.
     pub uplinks_applied: u64,
@@ -301,28 +154,28 @@ pub struct CoreConfig {
     /// Drift windows kept per device.
     pub drift_retention: usize,
     /// Shown in `/v1/status`.
-    pub info: Value,
+    pub info: crate::api::status::ServerInfo,
 }
 
 /// The state owner.
 pub struct Core {
-    cfg: CoreConfig,
+    pub(super) cfg: CoreConfig,
     store: Arc<dyn FleetStore>,
-    clock: Arc<dyn Clock>,
-    devices: BTreeMap<DeviceId, DeviceRecord>,
-    models: BTreeMap<String, ModelRecord>,
-    driver: RolloutDriver,
-    audit_tail: Option<AuditEntry>,
-    dirty_devices: BTreeSet<DeviceId>,
-    dirty_models: BTreeSet<String>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) devices: BTreeMap<DeviceId, DeviceRecord>,
+    pub(super) models: BTreeMap<String, ModelRecord>,
+    pub(super) driver: RolloutDriver,
+    pub(super) audit_tail: Option<AuditEntry>,
+    pub(super) dirty_devices: BTreeSet<DeviceId>,
+    pub(super) dirty_models: BTreeSet<String>,
     dirty_rollouts: BTreeSet<u32>,
     new_audit: Vec<AuditEntry>,
     outbound: Vec<Outbound>,
-    counters: Counters,
-    command_ids: CommandIds,
+    pub(super) counters: Counters,
+    pub(super) command_ids: CommandIds,
     decided_in_batch: u64,
     health_arrived: bool,
-    drift: BTreeMap<DeviceId, DeviceDrift>,
+    pub(super) drift: BTreeMap<DeviceId, DeviceDrift>,
     new_drift: Vec<(DeviceId, StoredWindow)>,
     drift_keep_from: BTreeMap<DeviceId, u64>,
     sample_seqs: BTreeMap<DeviceId, VecDeque<u64>>,
@@ -506,14 +359,14 @@ impl Core {
         Ok(())
     }
 
-    fn audit(&mut self, actor: &str, action: &str, subject: String, detail: Value) {
+    pub(super) fn audit(&mut self, actor: &str, action: &str, subject: String, detail: Value) {
         let entry = audit::next_entry(self.audit_tail.as_ref(), self.clock.now_ms(), actor, action, &subject, detail);
         self.audit_tail = Some(entry.clone());
         self.new_audit.push(entry);
     }
 
     /// Carries out what the rollout driver asked for (after the commit, by `apply_batch`).
-    fn apply(&mut self, effects: Effects) {
+    pub(super) fn apply(&mut self, effects: Effects) {
         for AuditNote { actor, action, subject, detail } in effects.audit {
             self.audit(&actor, action, subject, detail);
         }
@@ -622,312 +475,13 @@ impl Core {
         Topic::new(&self.cfg.namespace, device, TopicKind::Command).to_string()
     }
 
-    fn send(&mut self, device: &DeviceId, command: &Command) {
+    pub(super) fn send(&mut self, device: &DeviceId, command: &Command) {
         match encode(command) {
             Ok(payload) => {
                 self.counters.commands_sent += 1;
                 self.outbound.push(Outbound { topic: self.command_topic(device), payload });
             }
             Err(e) => tracing::error!(error = %e, "cannot encode a command"),
-        }
-    }
-
-    // ---- operator requests ----------------------------------------------------------------
-
-    fn api(&mut self, request: ApiRequest) -> ApiResult {
-        match request {
-            ApiRequest::Status => Ok(json!({
-                "info": self.cfg.info,
-                "devices": self.devices.len(),
-                "online": self.devices.values().filter(|d| d.online).count(),
-                // Heard from, but their birth (hardware class) has not arrived (asked again).
-                "without_birth": self.devices.values().filter(|d| d.hardware.is_none()).count(),
-                "models": self.models.len(),
-                "rollouts": self.driver.records().count(),
-                "active_rollouts": self.driver.records().filter(|r| r.finished_at_ms.is_none()).map(|r| r.id).collect::<Vec<_>>(),
-                "audit_entries": self.audit_tail.as_ref().map_or(0, |e| e.seq + 1),
-                "counters": self.counters,
-            })),
-            ApiRequest::ListDevices { selector } => {
-                let selector: Selector = selector.parse().map_err(ApiError::bad_request)?;
-                let list: Vec<Value> =
-                    self.devices.values().filter(|d| selector.matches(d)).map(views::device_summary).collect();
-                Ok(json!(list))
-            }
-            ApiRequest::ShowDevice { id } => {
-                let device = self.device(&id)?;
-                Ok(json!(device))
-            }
-            ApiRequest::Label { id, set, remove, actor } => self.label(&id, set, remove, &actor),
-            ApiRequest::RegisterModel { record } => self.register_model(record),
-            ApiRequest::ListModels => Ok(json!(
-                self.models.values().map(|m| views::model_summary(m, self.devices.values())).collect::<Vec<_>>()
-            )),
-            ApiRequest::ShowModel { name } => {
-                let versions: Vec<Value> = self
-                    .models
-                    .values()
-                    .filter(|m| m.name == name)
-                    .map(|m| views::model_detail(m, self.devices.values()))
-                    .collect();
-                if versions.is_empty() {
-                    return Err(ApiError::not_found(format!(
-                        "unknown model {name:?}; `edgefleet model list` shows the known ones"
-                    )));
-                }
-                Ok(json!({"name": name, "versions": versions}))
-            }
-            ApiRequest::CreateRollout { request, dry_run, actor } => self.create_rollout(request, dry_run, &actor),
-            ApiRequest::ListRollouts => {
-                Ok(json!(self.driver.records().map(views::rollout_summary).collect::<Vec<_>>()))
-            }
-            ApiRequest::ShowRollout { id } => {
-                let r = self.driver.get(id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-                Ok(views::rollout_detail(r))
-            }
-            ApiRequest::OperateRollout { id, op: RolloutOp::Promote, actor, reason, track } => {
-                self.promote(id, track, &actor, &reason)
-            }
-            ApiRequest::OperateRollout { id, op, actor, reason, track: _ } => self.operate(id, op, &actor, &reason),
-            ApiRequest::Health { device, model } => {
-                if let Some(id) = &device {
-                    self.device(id)?;
-                }
-                let list: Vec<Value> = self
-                    .devices
-                    .values()
-                    .filter(|d| device.as_ref().is_none_or(|id| d.id.as_str() == id))
-                    .filter(|d| model.as_ref().is_none_or(|m| d.active_models.iter().any(|a| &a.name == m)))
-                    .map(|d| {
-                        let mut view = views::health(d, model.as_deref());
-                        drift_views::add_to_health(&self.drift_data(), d, model.as_deref(), &mut view);
-                        view
-                    })
-                    .collect();
-                Ok(json!(list))
-            }
-            ApiRequest::DriftReport { model, device } => {
-                let device = match &device {
-                    Some(id) => Some(self.device(id)?.id.clone()),
-                    None => None,
-                };
-                let known = self.models.values().any(|m| m.name == model)
-                    || self.drift.values().any(|d| d.models.contains_key(&model));
-                if !known {
-                    return Err(ApiError::not_found(format!(
-                        "unknown model {model:?}; `edgefleet model list` shows the known ones"
-                    )));
-                }
-                Ok(drift_views::report(&self.drift_data(), &model, device.as_ref()))
-            }
-            ApiRequest::SetSampling { selector, policy, actor } => {
-                let selector: Selector = selector.parse().map_err(ApiError::bad_request)?;
-                if !(0.0..=1.0).contains(&policy.sample_rate) {
-                    return Err(ApiError::bad_request(format!("sample rate {} is not in [0, 1]", policy.sample_rate)));
-                }
-                if !(100..=86_400_000).contains(&policy.drift_window_ms) {
-                    return Err(ApiError::bad_request("the drift window must be between 100 ms and 1 day"));
-                }
-                let targets: Vec<DeviceId> =
-                    self.devices.values().filter(|d| selector.matches(d)).map(|d| d.id.clone()).collect();
-                for device in &targets {
-                    let command = Command {
-                        command_id: self.command_ids.next_id(),
-                        issued_at_ms: self.clock.now_ms(),
-                        body: CommandBody::SetSamplingPolicy(policy.clone()),
-                    };
-                    self.send(device, &command);
-                }
-                let detail = json!({
-                    "select": selector.to_string(), "devices": targets.len(), "model": policy.model,
-                    "sample_rate": policy.sample_rate, "max_sample_bytes_per_hour": policy.max_sample_bytes_per_hour,
-                    "drift_window_ms": policy.drift_window_ms,
-                });
-                self.audit(&actor, "device.sampling", format!("select/{selector}"), detail.clone());
-                Ok(detail)
-            }
-            ApiRequest::Samples { model, device, limit } => {
-                let batches = self
-                    .store
-                    .samples(&model, device.and_then(|d| d.parse().ok()).as_ref(), limit.min(100_000))
-                    .map_err(|e| ApiError { status: 500, message: e.to_string() })?;
-                let records: Vec<Value> = batches
-                    .iter()
-                    .flat_map(|(device, b)| {
-                        b.records.iter().map(move |r| {
-                            json!({
-                                "device": device, "model": b.model, "version_seq": b.version_seq,
-                                "inference_id": r.inference_id, "timestamp_ms": r.timestamp_ms,
-                                "inputs": r.inputs, "outputs": r.outputs,
-                            })
-                        })
-                    })
-                    .collect();
-                Ok(json!(records))
-            }
-            ApiRequest::Scorecard { id } => {
-                let r = self.driver.get(id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-                Ok(drift_views::scorecard(&self.drift_data(), r))
-            }
-            ApiRequest::Audit { from, limit } => {
-                let entries = self
-                    .store
-                    .audit(from, limit.min(10_000))
-                    .map_err(|e| ApiError { status: 500, message: e.to_string() })?;
-                Ok(json!(entries))
-            }
-            ApiRequest::AuditVerify => self.verify_audit(),
-        }
-    }
-
-    fn drift_data(&self) -> drift_views::DriftData<'_> {
-        drift_views::DriftData {
-            devices: &self.devices,
-            drift: &self.drift,
-            models: &self.models,
-            settings: &self.cfg.drift,
-        }
-    }
-
-    fn device(&self, id: &str) -> Result<&DeviceRecord, ApiError> {
-        id.parse::<DeviceId>().ok().and_then(|d| self.devices.get(&d)).ok_or_else(|| {
-            ApiError::not_found(format!("unknown device {id:?}; `edgefleet devices list` shows the known ones"))
-        })
-    }
-
-    fn label(&mut self, id: &str, set: BTreeMap<String, String>, remove: Vec<String>, actor: &str) -> ApiResult {
-        let device_id = self.device(id)?.id.clone();
-        for (k, v) in &set {
-            if !valid_label_key(k) || matches!(k.as_str(), "hw" | "hardware" | "device" | "model") {
-                return Err(ApiError::bad_request(format!(
-                    "label {k:?}: not a valid label name (hw, hardware, device and model are reserved)"
-                )));
-            }
-            if v.is_empty() || v.len() > 128 || v.contains(',') || v.contains('=') {
-                return Err(ApiError::bad_request(format!(
-                    "label {k}={v:?}: values are 1-128 characters without ',' or '='"
-                )));
-            }
-        }
-        let Some(device) = self.devices.get_mut(&device_id) else { return Err(ApiError::not_found(id)) };
-        for k in &remove {
-            device.labels.remove(k);
-        }
-        device.labels.extend(set.clone());
-        let labels = device.labels.clone();
-        self.dirty_devices.insert(device_id.clone());
-        self.audit(actor, "device.label", format!("device/{device_id}"), json!({"set": set, "removed": remove}));
-        Ok(json!({"device": device_id, "labels": labels}))
-    }
-
-    fn register_model(&mut self, record: ModelRecord) -> ApiResult {
-        let key = record.key();
-        if let Some(existing) = self.models.get(&key) {
-            if existing.package_id == record.package_id {
-                return Ok(json!({"model": existing, "already_registered": true}));
-            }
-            return Err(ApiError::conflict(format!(
-                "{} version {} already exists with a different package ({}); versions are immutable, bump version_seq",
-                record.name, record.version_seq, existing.package_id
-            )));
-        }
-        let detail = json!({"package_id": record.package_id, "label": record.label, "key_id": record.key_id, "size": record.package_size});
-        self.audit(&record.pushed_by.clone(), "model.push", format!("model/{key}"), detail);
-        self.models.insert(key.clone(), record.clone());
-        self.dirty_models.insert(key);
-        Ok(json!({"model": record, "already_registered": false}))
-    }
-
-    fn create_rollout(&mut self, request: RolloutRequest, dry_run: bool, actor: &str) -> ApiResult {
-        let (plan, probation) = request.plan(&self.cfg.probation).map_err(ApiError::bad_request)?;
-        let key = model_key(&request.model, request.version_seq);
-        let model = self.models.get(&key).ok_or_else(|| {
-            let known: Vec<&String> = self.models.keys().collect();
-            ApiError::bad_request(RequestError::UnknownModel {
-                name: request.model.clone(),
-                version_seq: request.version_seq,
-                known: if known.is_empty() { "none".into() } else { format!("{known:?}") },
-            })
-        })?;
-        let selector: Selector = request.select.parse().map_err(ApiError::bad_request)?;
-        if let Some(running) = self.driver.active_for_model(&request.model) {
-            return Err(ApiError::conflict(format!(
-                "rollout {} of {} is still active; wait for it, or `edgefleet rollout abort {}`",
-                running.id, request.model, running.id
-            )));
-        }
-        let id = self.driver.next_id();
-        let resolved = resolve_targets(id, &selector, model, self.devices.values());
-        let machine = Rollout::new(RolloutId(id), plan, resolved.targets.clone())
-            .map_err(|e| ApiError::bad_request(RequestError::from(e)))?;
-        let summary = views::dry_run(&machine, model, &resolved, &self.devices, probation.duration_ms);
-        if dry_run {
-            return Ok(json!({"dry_run": true, "plan": summary}));
-        }
-        let package_id = model.package_id.parse().map_err(|e| {
-            ApiError::conflict(format!("model {key} has an unreadable package id {:?}: {e}", model.package_id))
-        })?;
-        let head_size = model.head_size;
-        let record = RolloutRecord {
-            id,
-            request: request.clone(),
-            created_by: actor.to_string(),
-            created_at_ms: self.clock.now_ms(),
-            finished_at_ms: None,
-            package_id,
-            head_size,
-            probation,
-            machine,
-            last_heard_ms: BTreeMap::new(),
-            latest_commands: BTreeMap::new(),
-            decisions: BTreeMap::new(),
-            failures: BTreeMap::new(),
-        };
-        self.audit(actor, "rollout.create", format!("rollout/{id}"), json!({"request": request, "plan": summary}));
-        let effects = self.driver.start(record, self.clock.now_ms(), &mut self.command_ids);
-        self.apply(effects);
-        Ok(json!({"id": id, "dry_run": false, "plan": summary}))
-    }
-
-    fn operate(&mut self, id: u32, op: RolloutOp, actor: &str, reason: &str) -> ApiResult {
-        let effects = self.driver.operate(id, op, actor, reason, self.clock.now_ms(), &mut self.command_ids);
-        self.operated(id, effects)
-    }
-
-    fn promote(
-        &mut self,
-        id: u32,
-        track: Option<edgefleet_protocol::hardware::HardwareClass>,
-        actor: &str,
-        reason: &str,
-    ) -> ApiResult {
-        let effects = self.driver.promote(id, track, actor, reason, self.clock.now_ms(), &mut self.command_ids);
-        self.operated(id, effects)
-    }
-
-    fn operated(&mut self, id: u32, effects: Result<Effects, DriverError>) -> ApiResult {
-        match effects {
-            Ok(effects) => self.apply(effects),
-            Err(e @ DriverError::UnknownRollout(_)) => return Err(ApiError::not_found(e)),
-            Err(e) => return Err(ApiError::conflict(e)),
-        }
-        let r = self.driver.get(id).ok_or_else(|| ApiError::not_found(format!("no rollout {id}")))?;
-        Ok(views::rollout_detail(r))
-    }
-
-    fn verify_audit(&self) -> ApiResult {
-        let mut all = Vec::new();
-        let mut from = 0;
-        loop {
-            let page = self.store.audit(from, 10_000).map_err(|e| ApiError { status: 500, message: e.to_string() })?;
-            let Some(last) = page.last() else { break };
-            from = last.seq + 1;
-            all.extend(page);
-        }
-        all.extend(self.new_audit.iter().cloned());
-        match audit::verify_chain(all) {
-            Ok(count) => Ok(json!({"ok": true, "entries": count})),
-            Err(broken) => Ok(json!({"ok": false, "first_broken": broken.seq, "reason": broken.reason})),
         }
     }
 }

@@ -4,6 +4,9 @@
 
 use super::*;
 use crate::server::clock::ManualClock;
+use crate::server::driver::RolloutOp;
+use crate::server::requests::ApiError;
+use crate::server::rollouts::RolloutRequest;
 use crate::server::store::{MemoryStore, contract};
 use edgefleet_protocol::hardware::{HardwareClass, HardwareInfo};
 use edgefleet_protocol::uplink::{Birth, DeploymentState, DeploymentStatus};
@@ -33,7 +36,14 @@ fn harness() -> Harness {
         },
         drift: crate::drift::DetectorSettings::default(),
         drift_retention: 8,
-        info: json!({"test": true}),
+        info: crate::api::status::ServerInfo {
+            http: "http://test".into(),
+            mqtt: "mqtt://test".into(),
+            embedded_broker: true,
+            namespace: "ef".into(),
+            data_dir: "/nonexistent".into(),
+            pid: 1,
+        },
     };
     let core = Core::open(cfg, store.clone(), Arc::new(clock.clone()), CommandIds::after(0)).unwrap();
     Harness { core, store, clock }
@@ -170,14 +180,18 @@ fn a_rollout_created_by_request_is_stored_audited_and_dispatched_after_the_commi
     answer.unwrap();
 
     let request = rollout_request(json!({"stages": "50%,100%", "bake": "10s"}));
-    let (dry, outbound) =
-        ask(&mut h.core, ApiRequest::CreateRollout { request: request.clone(), dry_run: true, actor: "ops".into() });
+    let (dry, outbound) = ask(
+        &mut h.core,
+        ApiRequest::CreateRollout { request: request.clone(), dry_run: true, actor: "ops".into(), revoked: vec![] },
+    );
     dry.unwrap();
     assert!(outbound.is_empty() && h.store.load().unwrap().rollouts.is_empty(), "a dry run changes nothing");
 
     h.clock.advance(5);
-    let (created, outbound) =
-        ask(&mut h.core, ApiRequest::CreateRollout { request: request.clone(), dry_run: false, actor: "ops".into() });
+    let (created, outbound) = ask(
+        &mut h.core,
+        ApiRequest::CreateRollout { request: request.clone(), dry_run: false, actor: "ops".into(), revoked: vec![] },
+    );
     created.unwrap();
     let first = deploy_targets(&outbound);
     assert_eq!(first.len(), 2, "stage 1 of 4 devices at 50%");
@@ -189,8 +203,9 @@ fn a_rollout_created_by_request_is_stored_audited_and_dispatched_after_the_commi
     assert_eq!(actions, vec!["model.push", "rollout.create"]);
     assert!(audit.iter().all(|e| e.at_ms >= T0), "audit times come from the clock");
 
-    let (again, _) = ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into() });
-    assert_eq!(again.unwrap_err().status, 409, "one active rollout per model");
+    let (again, _) =
+        ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into(), revoked: vec![] });
+    assert!(matches!(again, Err(ApiError::RolloutActive { id: 1, .. })), "one active rollout per model");
 
     // Commit the first stage; the bake runs on the manual clock.
     let commits: Vec<Input> = first
@@ -226,11 +241,11 @@ fn operator_requests_on_rollouts_name_unknown_and_refused_ones() {
     let mut h = harness();
     let op = |op| ApiRequest::OperateRollout { id: 3, op, actor: "ops".into(), reason: String::new(), track: None };
     let (answer, _) = ask(&mut h.core, op(RolloutOp::Pause));
-    assert_eq!(answer.unwrap_err(), ApiError::not_found("no rollout 3"));
+    assert_eq!(answer.unwrap_err(), ApiError::UnknownRollout { id: 3 });
     let (answer, _) = ask(&mut h.core, ApiRequest::ShowDevice { id: "nope".into() });
-    assert_eq!(answer.unwrap_err().status, 404);
+    assert!(matches!(answer, Err(ApiError::UnknownDevice { .. })));
     let (answer, _) = ask(&mut h.core, ApiRequest::ListDevices { selector: "hw=".into() });
-    assert_eq!(answer.unwrap_err().status, 400);
+    assert!(matches!(answer, Err(ApiError::Invalid { .. })));
 }
 
 #[test]
@@ -239,8 +254,26 @@ fn a_reconnect_resends_in_flight_deploys() {
     h.core.apply_batch(vec![uplink("edge-0", birth("edge-0", 1), 1)]).unwrap();
     ask(&mut h.core, ApiRequest::RegisterModel { record: contract::model("vibration", 1) }).0.unwrap();
     let request = rollout_request(json!({"stages": "100%"}));
-    let (_, outbound) = ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into() });
+    let (_, outbound) =
+        ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into(), revoked: vec![] });
     assert_eq!(deploy_targets(&outbound), vec!["ef/devices/edge-0/cmd".to_string()]);
     let settled = h.core.apply_batch(vec![Input::Connected]).unwrap();
     assert_eq!(deploy_targets(&settled.outbound), vec!["ef/devices/edge-0/cmd".to_string()]);
+}
+
+#[test]
+fn a_rollout_of_a_package_signed_by_a_revoked_key_is_refused_with_the_reason() {
+    let mut h = harness();
+    h.core.apply_batch(vec![uplink("edge-0", birth("edge-0", 1), 1)]).unwrap();
+    let record = contract::model("vibration", 1);
+    let key_id = record.key_id.clone();
+    ask(&mut h.core, ApiRequest::RegisterModel { record }).0.unwrap();
+    let request = rollout_request(json!({"stages": "100%"}));
+    let revoked = vec![key_id.to_uppercase()];
+    let (answer, outbound) =
+        ask(&mut h.core, ApiRequest::CreateRollout { request, dry_run: false, actor: "ops".into(), revoked });
+    let err = answer.unwrap_err();
+    assert!(matches!(err, ApiError::KeyRevoked { .. }), "{err:?}");
+    assert!(err.to_string().contains("which the trust store revokes: devices would refuse it"), "{err}");
+    assert!(outbound.is_empty() && h.store.load().unwrap().rollouts.is_empty());
 }

@@ -17,13 +17,22 @@
 //! | GET | `/v1/samples?model=&device=&limit=` | sampled raw (input, output) records, for retraining |
 //! | POST | `/v1/sampling` | `{"select", "model", "sample_rate", "max_sample_bytes_per_hour", "drift_window_ms"}`: SetSamplingPolicy to the selected devices |
 //! | GET | `/v1/audit?from=&limit=`, `/v1/audit/verify` | the hash-chained audit log |
+//! | GET | `/v1/openapi.json` | this API as an OpenAPI 3 document ([`ApiDoc`]) |
 //!
 //! The operator's name comes from the `x-edgefleet-actor` header (the CLI sends `$USER` or
-//! `--as`). Errors are `{"error": "..."}` with a 4xx/5xx status.
+//! `--as`). Errors are `{"error": "..."}` with a 4xx/5xx status ([`status_of`]). Request and
+//! answer bodies are the types of [`crate::api`]; [`ROUTES`] lists every route once, for the
+//! router and for the test that holds the OpenAPI document to it.
 
-use super::core::{ApiError, ApiRequest, ApiResult, Input, RolloutOp};
+use super::clock::Clock;
+use super::core::Input;
 use super::models::{PushError, verify_and_store};
+use super::reads;
+use super::requests::{ApiError, ApiRequest, ApiResult, RolloutOp};
 use super::rollouts::RolloutRequest;
+use super::store::FleetStore;
+use crate::api::errors::ErrorBody;
+use crate::api::{audit, devices, drift, health, models, rollouts, samples, status};
 use crate::transfer::ObjectStore;
 use axum::Router;
 use axum::body::Bytes;
@@ -31,11 +40,12 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use edgefleet_protocol::package::TrustStore;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
+use utoipa::OpenApi;
 
 /// Largest package accepted by `POST /v1/models`.
 pub const MAX_PACKAGE_BYTES: usize = 1 << 30;
@@ -51,6 +61,28 @@ pub struct HttpState {
     pub data_dir: PathBuf,
     /// What devices can download.
     pub objects: Arc<RwLock<ObjectStore>>,
+    /// The fleet's storage, for the large reads that run off the core loop ([`super::reads`]).
+    pub store: Arc<dyn FleetStore>,
+    /// The fleet's clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The HTTP status of each refusal: the one place where errors meet status codes.
+pub fn status_of(error: &ApiError) -> StatusCode {
+    match error {
+        ApiError::UnknownDevice { .. }
+        | ApiError::UnknownModel { .. }
+        | ApiError::UnknownRollout { .. }
+        | ApiError::UnknownOperation { .. } => StatusCode::NOT_FOUND,
+        ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        ApiError::VersionExists { .. }
+        | ApiError::RolloutActive { .. }
+        | ApiError::CannotOperate { .. }
+        | ApiError::KeyRevoked { .. }
+        | ApiError::NothingHeld { .. } => StatusCode::CONFLICT,
+        ApiError::Storage { .. } | ApiError::NotStored => StatusCode::INTERNAL_SERVER_ERROR,
+        ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 struct Answer(ApiResult);
@@ -58,23 +90,43 @@ struct Answer(ApiResult);
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         match self.0 {
-            Ok(value) => axum::Json(value).into_response(),
-            Err(e) => {
-                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                (status, axum::Json(serde_json::json!({"error": e.message}))).into_response()
-            }
+            // Through a JSON value, as the answers were built before they had types: the same
+            // bytes (keys sorted, f32 figures widened to f64) for every existing client.
+            Ok(answer) => match serde_json::to_value(&answer) {
+                Ok(value) => axum::Json(value).into_response(),
+                Err(e) => {
+                    let error = ErrorBody { error: format!("cannot encode the answer: {e}") };
+                    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(error)).into_response()
+                }
+            },
+            Err(e) => (status_of(&e), axum::Json(ErrorBody { error: e.to_string() })).into_response(),
         }
+    }
+}
+
+impl From<ApiError> for Answer {
+    fn from(e: ApiError) -> Self {
+        Answer(Err(e))
     }
 }
 
 async fn ask(state: &HttpState, request: ApiRequest) -> Answer {
     let (reply, answer) = oneshot::channel();
     if state.inputs.send(Input::Api { request, reply }).await.is_err() {
-        return Answer(Err(ApiError { status: 503, message: "the fleet manager is shutting down".into() }));
+        return ApiError::ShuttingDown.into();
     }
-    Answer(answer.await.unwrap_or_else(|_| {
-        Err(ApiError { status: 500, message: "the fleet manager failed to store the change; see its log".into() })
-    }))
+    Answer(answer.await.unwrap_or(Err(ApiError::NotStored)))
+}
+
+/// Runs a large read on a blocking thread against the store (never through the core).
+async fn read(state: &HttpState, read: impl FnOnce(&dyn FleetStore) -> ApiResult + Send + 'static) -> Answer {
+    let store = state.store.clone();
+    Answer(tokio::task::spawn_blocking(move || read(&*store)).await.unwrap_or(Err(ApiError::NotStored)))
+}
+
+/// Parses a JSON body; `what` names it in the error.
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("{what}: {e}")))
 }
 
 fn actor(headers: &HeaderMap) -> String {
@@ -85,29 +137,127 @@ fn actor(headers: &HeaderMap) -> String {
         .map_or_else(|| "anonymous".to_string(), |s| s.trim().chars().take(64).collect())
 }
 
-/// The API router.
-pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/devices", get(list_devices))
-        .route("/v1/devices/{id}", get(show_device))
-        .route("/v1/devices/{id}/labels", post(label_device))
-        .route("/v1/models", get(list_models).post(push_model))
-        .route("/v1/models/{name}", get(show_model))
-        .route("/v1/rollouts", get(list_rollouts).post(create_rollout))
-        .route("/v1/rollouts/{id}", get(show_rollout))
-        .route("/v1/rollouts/{id}/{op}", post(operate_rollout))
-        .route("/v1/rollouts/{id}/scorecard", get(scorecard))
-        .route("/v1/health", get(health))
-        .route("/v1/drift", get(drift_report))
-        .route("/v1/samples", get(samples))
-        .route("/v1/sampling", post(set_sampling))
-        .route("/v1/audit", get(audit))
-        .route("/v1/audit/verify", get(audit_verify))
-        .layer(DefaultBodyLimit::max(MAX_PACKAGE_BYTES))
-        .with_state(state)
+/// Declares every route once: [`ROUTES`] (method, path) and the router's table are both made
+/// from this list, so the OpenAPI test compares the document with what the router serves.
+macro_rules! routes {
+    ($($method:ident $path:literal => $handler:ident,)*) => {
+        /// Every route the API serves, as (method, path), in the router's order.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn routes() -> Router<HttpState> {
+            Router::new()$(.route($path, $method($handler)))*
+        }
+    };
 }
 
+routes! {
+    get "/v1/status" => status,
+    get "/v1/devices" => list_devices,
+    get "/v1/devices/{id}" => show_device,
+    post "/v1/devices/{id}/labels" => label_device,
+    get "/v1/models" => list_models,
+    post "/v1/models" => push_model,
+    get "/v1/models/{name}" => show_model,
+    get "/v1/rollouts" => list_rollouts,
+    post "/v1/rollouts" => create_rollout,
+    get "/v1/rollouts/{id}" => show_rollout,
+    post "/v1/rollouts/{id}/{op}" => operate_rollout,
+    get "/v1/rollouts/{id}/scorecard" => scorecard,
+    get "/v1/health" => health,
+    get "/v1/drift" => drift_report,
+    get "/v1/samples" => samples,
+    post "/v1/sampling" => set_sampling,
+    get "/v1/audit" => audit,
+    get "/v1/audit/verify" => audit_verify,
+    get "/v1/openapi.json" => openapi,
+}
+
+/// The API router.
+pub fn router(state: HttpState) -> Router {
+    routes().layer(DefaultBodyLimit::max(MAX_PACKAGE_BYTES)).with_state(state)
+}
+
+/// The OpenAPI 3 document of this API, generated from the handlers and the [`crate::api`] types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Edgefleet fleet manager API", description = "The operator API of `edgefleet serve`."),
+    paths(
+        status,
+        list_devices,
+        show_device,
+        label_device,
+        list_models,
+        push_model,
+        show_model,
+        list_rollouts,
+        create_rollout,
+        show_rollout,
+        operate_rollout,
+        scorecard,
+        health,
+        drift_report,
+        samples,
+        set_sampling,
+        audit,
+        audit_verify,
+        openapi
+    ),
+    components(schemas(
+        ErrorBody,
+        status::StatusResponse,
+        status::ServerInfo,
+        devices::DeviceSummary,
+        devices::DeviceDetail,
+        devices::LabelRequest,
+        devices::LabelResponse,
+        devices::SamplingRequest,
+        devices::SamplingResponse,
+        models::ModelSummary,
+        models::ModelVersion,
+        models::ModelDetail,
+        models::PushResponse,
+        rollouts::RolloutSummary,
+        rollouts::PlanView,
+        rollouts::TrackView,
+        rollouts::RolloutDetail,
+        rollouts::DryRunStage,
+        rollouts::DryRunTrack,
+        rollouts::DryRunPlan,
+        rollouts::CreateRolloutResponse,
+        rollouts::OperateRequest,
+        health::HealthState,
+        health::ModelFigures,
+        health::ModelDriftState,
+        health::HealthView,
+        drift::DriftState,
+        drift::DriftingFeature,
+        drift::FeatureView,
+        drift::AssessmentView,
+        drift::DeviceDriftView,
+        drift::CohortView,
+        drift::DriftReport,
+        drift::AccuracyView,
+        drift::ErrorView,
+        drift::CohortCard,
+        drift::PredictionShift,
+        drift::Difference,
+        drift::GateView,
+        drift::ScorecardTrack,
+        drift::Scorecard,
+        samples::SampleRecord,
+        audit::AuditVerify
+    ))
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This document", content_type = "application/json")))]
+async fn openapi() -> Response {
+    axum::Json(ApiDoc::openapi()).into_response()
+}
+
+#[utoipa::path(get, path = "/v1/status", tag = "status",
+    responses((status = 200, body = status::StatusResponse)))]
 async fn status(State(s): State<HttpState>) -> Answer {
     ask(&s, ApiRequest::Status).await
 }
@@ -118,34 +268,41 @@ struct SelectQuery {
     select: String,
 }
 
+#[utoipa::path(get, path = "/v1/devices", tag = "devices",
+    params(("select" = Option<String>, Query, description = "Selector, e.g. hw=gpu,site=plant-3")),
+    responses((status = 200, body = [devices::DeviceSummary]), (status = 400, body = ErrorBody)))]
 async fn list_devices(State(s): State<HttpState>, Query(q): Query<SelectQuery>) -> Answer {
     ask(&s, ApiRequest::ListDevices { selector: q.select }).await
 }
 
+#[utoipa::path(get, path = "/v1/devices/{id}", tag = "devices",
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 200, body = devices::DeviceDetail), (status = 404, body = ErrorBody)))]
 async fn show_device(State(s): State<HttpState>, Path(id): Path<String>) -> Answer {
     ask(&s, ApiRequest::ShowDevice { id }).await
 }
 
-#[derive(Deserialize)]
-struct LabelBody {
-    #[serde(default)]
-    set: BTreeMap<String, String>,
-    #[serde(default)]
-    remove: Vec<String>,
-}
-
-async fn label_device(State(s): State<HttpState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Answer {
-    let body: LabelBody = match serde_json::from_slice(&body) {
+#[utoipa::path(post, path = "/v1/devices/{id}/labels", tag = "devices",
+    params(("id" = String, Path, description = "Device id")),
+    request_body = devices::LabelRequest,
+    responses((status = 200, body = devices::LabelResponse), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn label_device(State(s): State<HttpState>, Path(id): Path<String>, headers: HeaderMap, bytes: Bytes) -> Answer {
+    let body: devices::LabelRequest = match body(&bytes, "labels") {
         Ok(b) => b,
-        Err(e) => return Answer(Err(ApiError::bad_request(format!("labels: {e}")))),
+        Err(e) => return e.into(),
     };
     ask(&s, ApiRequest::Label { id, set: body.set, remove: body.remove, actor: actor(&headers) }).await
 }
 
+#[utoipa::path(post, path = "/v1/models", tag = "models",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A signed .efpkg"),
+    responses((status = 200, body = models::PushResponse), (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 async fn push_model(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Answer {
     let who = actor(&headers);
     let (trust, dir, objects) = (s.trust_store.clone(), s.data_dir.clone(), s.objects.clone());
-    let now = edgefleet_protocol::time::unix_now_ms();
+    let now = s.clock.now_ms();
     let stored = tokio::task::spawn_blocking(move || {
         let record = verify_and_store(&body, &trust, &dir, now, &who)?;
         // On disk and downloadable before any device can be told about it.
@@ -157,17 +314,22 @@ async fn push_model(State(s): State<HttpState>, headers: HeaderMap, body: Bytes)
     .await;
     let record = match stored {
         Ok(Ok(record)) => record,
-        Ok(Err(e @ PushError::Io(_))) => return Answer(Err(ApiError { status: 500, message: e.to_string() })),
-        Ok(Err(e)) => return Answer(Err(ApiError::bad_request(e))),
-        Err(e) => return Answer(Err(ApiError { status: 500, message: e.to_string() })),
+        Ok(Err(e @ PushError::Io(_))) => return ApiError::Storage { message: e.to_string() }.into(),
+        Ok(Err(e)) => return ApiError::invalid(e).into(),
+        Err(e) => return ApiError::Storage { message: e.to_string() }.into(),
     };
     ask(&s, ApiRequest::RegisterModel { record }).await
 }
 
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    responses((status = 200, body = [models::ModelSummary])))]
 async fn list_models(State(s): State<HttpState>) -> Answer {
     ask(&s, ApiRequest::ListModels).await
 }
 
+#[utoipa::path(get, path = "/v1/models/{name}", tag = "models",
+    params(("name" = String, Path, description = "Model name")),
+    responses((status = 200, body = models::ModelDetail), (status = 404, body = ErrorBody)))]
 async fn show_model(State(s): State<HttpState>, Path(name): Path<String>) -> Answer {
     ask(&s, ApiRequest::ShowModel { name }).await
 }
@@ -178,51 +340,68 @@ struct DryRunQuery {
     dry_run: bool,
 }
 
+#[utoipa::path(post, path = "/v1/rollouts", tag = "rollouts",
+    params(("dry_run" = Option<bool>, Query, description = "Resolve and estimate only; send nothing")),
+    request_body(content = Object, description = "A rollout request (the keys of `edgefleet rollout create`)"),
+    responses((status = 200, body = rollouts::CreateRolloutResponse), (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 async fn create_rollout(
     State(s): State<HttpState>,
     Query(q): Query<DryRunQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    bytes: Bytes,
 ) -> Answer {
-    let request: RolloutRequest = match serde_json::from_slice(&body) {
+    let request: RolloutRequest = match body(&bytes, "rollout request") {
         Ok(r) => r,
-        Err(e) => return Answer(Err(ApiError::bad_request(format!("rollout request: {e}")))),
+        Err(e) => return e.into(),
     };
-    ask(&s, ApiRequest::CreateRollout { request, dry_run: q.dry_run, actor: actor(&headers) }).await
+    // Read now, not at start: an operator revokes a key by editing the trust store.
+    let path = s.trust_store.clone();
+    // No readable trust store: nothing was pushed through it either; the core answers.
+    let revoked = tokio::task::spawn_blocking(move || TrustStore::load(&path).map(|t| t.revoked).unwrap_or_default())
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|k| hex::encode(k.0))
+        .collect();
+    ask(&s, ApiRequest::CreateRollout { request, dry_run: q.dry_run, actor: actor(&headers), revoked }).await
 }
 
+#[utoipa::path(get, path = "/v1/rollouts", tag = "rollouts",
+    responses((status = 200, body = [rollouts::RolloutSummary])))]
 async fn list_rollouts(State(s): State<HttpState>) -> Answer {
     ask(&s, ApiRequest::ListRollouts).await
 }
 
 fn rollout_id(text: &str) -> Result<u32, ApiError> {
-    text.parse().map_err(|_| ApiError::bad_request(format!("{text:?} is not a rollout id (a number)")))
+    text.parse().map_err(|_| ApiError::invalid(format!("{text:?} is not a rollout id (a number)")))
 }
 
+#[utoipa::path(get, path = "/v1/rollouts/{id}", tag = "rollouts",
+    params(("id" = u32, Path, description = "Rollout id")),
+    responses((status = 200, body = rollouts::RolloutDetail), (status = 404, body = ErrorBody)))]
 async fn show_rollout(State(s): State<HttpState>, Path(id): Path<String>) -> Answer {
     match rollout_id(&id) {
         Ok(id) => ask(&s, ApiRequest::ShowRollout { id }).await,
-        Err(e) => Answer(Err(e)),
+        Err(e) => e.into(),
     }
 }
 
-#[derive(Deserialize, Default)]
-struct ReasonBody {
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    track: Option<String>,
-}
-
+#[utoipa::path(post, path = "/v1/rollouts/{id}/{op}", tag = "rollouts",
+    params(("id" = u32, Path, description = "Rollout id"),
+        ("op" = String, Path, description = "pause, resume, abort, rollback or promote")),
+    request_body(content = Option<rollouts::OperateRequest>, description = "Optional: the reason, and for promote the track"),
+    responses((status = 200, body = rollouts::RolloutDetail), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 async fn operate_rollout(
     State(s): State<HttpState>,
     Path((id, op)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    bytes: Bytes,
 ) -> Answer {
     let id = match rollout_id(&id) {
         Ok(id) => id,
-        Err(e) => return Answer(Err(e)),
+        Err(e) => return e.into(),
     };
     let op = match op.as_str() {
         "pause" => RolloutOp::Pause,
@@ -230,23 +409,19 @@ async fn operate_rollout(
         "abort" => RolloutOp::Abort,
         "rollback" => RolloutOp::Rollback,
         "promote" => RolloutOp::Promote,
-        other => {
-            return Answer(Err(ApiError::not_found(format!(
-                "unknown rollout operation {other:?} (pause, resume, abort, rollback)"
-            ))));
-        }
+        other => return ApiError::UnknownOperation { op: other.to_string() }.into(),
     };
-    let body: ReasonBody = if body.is_empty() {
-        ReasonBody::default()
+    let body: rollouts::OperateRequest = if bytes.is_empty() {
+        rollouts::OperateRequest::default()
     } else {
-        match serde_json::from_slice(&body) {
+        match body(&bytes, "body") {
             Ok(b) => b,
-            Err(e) => return Answer(Err(ApiError::bad_request(format!("body: {e}")))),
+            Err(e) => return e.into(),
         }
     };
     let track = match body.track.as_deref().map(str::parse).transpose() {
         Ok(t) => t,
-        Err(e) => return Answer(Err(ApiError::bad_request(e))),
+        Err(e) => return ApiError::invalid(e).into(),
     };
     ask(&s, ApiRequest::OperateRollout { id, op, actor: actor(&headers), reason: body.reason, track }).await
 }
@@ -257,6 +432,10 @@ struct HealthQuery {
     model: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/health", tag = "health",
+    params(("device" = Option<String>, Query, description = "Only this device"),
+        ("model" = Option<String>, Query, description = "Only devices serving this model")),
+    responses((status = 200, body = [health::HealthView]), (status = 404, body = ErrorBody)))]
 async fn health(State(s): State<HttpState>, Query(q): Query<HealthQuery>) -> Answer {
     ask(&s, ApiRequest::Health { device: q.device, model: q.model }).await
 }
@@ -267,40 +446,25 @@ struct DriftQuery {
     device: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/drift", tag = "drift",
+    params(("model" = String, Query, description = "Model name"),
+        ("device" = Option<String>, Query, description = "Only this device")),
+    responses((status = 200, body = drift::DriftReport), (status = 404, body = ErrorBody)))]
 async fn drift_report(State(s): State<HttpState>, Query(q): Query<DriftQuery>) -> Answer {
     ask(&s, ApiRequest::DriftReport { model: q.model, device: q.device }).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SamplingBody {
-    #[serde(default)]
-    select: String,
-    #[serde(default)]
-    model: Option<String>,
-    sample_rate: f32,
-    #[serde(default = "default_sample_bytes")]
-    max_sample_bytes_per_hour: u64,
-    #[serde(default = "default_drift_window_ms")]
-    drift_window_ms: u64,
-}
-
-fn default_sample_bytes() -> u64 {
-    1 << 20
-}
-
-fn default_drift_window_ms() -> u64 {
-    60_000
-}
-
-async fn set_sampling(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Answer {
-    let body: SamplingBody = match serde_json::from_slice(&body) {
+#[utoipa::path(post, path = "/v1/sampling", tag = "devices",
+    request_body = devices::SamplingRequest,
+    responses((status = 200, body = devices::SamplingResponse), (status = 400, body = ErrorBody)))]
+async fn set_sampling(State(s): State<HttpState>, headers: HeaderMap, bytes: Bytes) -> Answer {
+    let body: devices::SamplingRequest = match body(&bytes, "sampling") {
         Ok(b) => b,
-        Err(e) => return Answer(Err(ApiError::bad_request(format!("sampling: {e}")))),
+        Err(e) => return e.into(),
     };
     let model = match body.model.map(|m| edgefleet_protocol::ModelName::new(&m).map_err(|e| (m, e))).transpose() {
         Ok(m) => m,
-        Err((m, e)) => return Answer(Err(ApiError::bad_request(format!("model {m:?}: {e:?}")))),
+        Err((m, e)) => return ApiError::invalid(format!("model {m:?}: {e:?}")).into(),
     };
     let policy = edgefleet_protocol::command::SamplingPolicy {
         model,
@@ -319,14 +483,22 @@ struct SamplesQuery {
     limit: usize,
 }
 
+#[utoipa::path(get, path = "/v1/samples", tag = "samples",
+    params(("model" = String, Query, description = "Model name"),
+        ("device" = Option<String>, Query, description = "Only this device"),
+        ("limit" = Option<usize>, Query, description = "At most this many batches (default 1000)")),
+    responses((status = 200, body = [samples::SampleRecord])))]
 async fn samples(State(s): State<HttpState>, Query(q): Query<SamplesQuery>) -> Answer {
-    ask(&s, ApiRequest::Samples { model: q.model, device: q.device, limit: q.limit }).await
+    read(&s, move |store| reads::samples(store, &q.model, q.device.as_deref(), q.limit)).await
 }
 
+#[utoipa::path(get, path = "/v1/rollouts/{id}/scorecard", tag = "rollouts",
+    params(("id" = u32, Path, description = "Rollout id")),
+    responses((status = 200, body = drift::Scorecard), (status = 404, body = ErrorBody)))]
 async fn scorecard(State(s): State<HttpState>, Path(id): Path<String>) -> Answer {
     match rollout_id(&id) {
         Ok(id) => ask(&s, ApiRequest::Scorecard { id }).await,
-        Err(e) => Answer(Err(e)),
+        Err(e) => e.into(),
     }
 }
 
@@ -342,10 +514,20 @@ fn default_limit() -> usize {
     1000
 }
 
+#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+    params(("from" = Option<u64>, Query, description = "From this entry"),
+        ("limit" = Option<usize>, Query, description = "At most this many (default 1000)")),
+    responses((status = 200, description = "Audit entries, oldest first", body = [Object])))]
 async fn audit(State(s): State<HttpState>, Query(q): Query<AuditQuery>) -> Answer {
-    ask(&s, ApiRequest::Audit { from: q.from, limit: q.limit }).await
+    read(&s, move |store| reads::audit_page(store, q.from, q.limit)).await
 }
 
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = audit::AuditVerify)))]
 async fn audit_verify(State(s): State<HttpState>) -> Answer {
-    ask(&s, ApiRequest::AuditVerify).await
+    read(&s, reads::verify_audit).await
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;

@@ -15,7 +15,9 @@
 //! - [`registry`], [`models`], [`rollouts`], [`selector`], [`audit`], [`rebirth`], [`quarantine`]:
 //!   the pure parts.
 //! - [`store`]: the storage edge ([`store::FleetStore`]: redb, memory). [`clock`]: time,
-//!   passed in. [`link`]: MQTT. [`http`]: the operator API. [`views`]: JSON.
+//!   passed in. [`link`]: MQTT. [`http`]: the operator API, [`requests`]: its requests
+//!   answered by the core, [`reads`]: the large reads answered off the core loop, [`views`]: the typed answers ([`crate::api`]). Drift state and
+//!   views live in [`crate::drift`].
 
 pub mod audit;
 pub mod broker;
@@ -23,15 +25,15 @@ pub mod clock;
 pub mod command_ids;
 pub mod config;
 pub mod core;
-pub mod drift;
-pub mod drift_views;
 pub mod driver;
 pub mod http;
 pub mod link;
 pub mod models;
 pub mod quarantine;
+pub mod reads;
 pub mod rebirth;
 pub mod registry;
+pub mod requests;
 pub mod rollouts;
 pub mod selector;
 pub mod store;
@@ -97,15 +99,16 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         .with_context(|| format!("binding the HTTP API on {}", cfg.http_listen))?;
     let http_addr = listener.local_addr()?;
 
-    let info = serde_json::json!({
-        "http": format!("http://{http_addr}"),
-        "mqtt": mqtt_url,
-        "embedded_broker": embedded,
-        "namespace": cfg.namespace.as_str(),
-        "data_dir": cfg.data_dir.display().to_string(),
-        "pid": std::process::id(),
-    });
-    let info_bytes = serde_json::to_vec_pretty(&info)?;
+    let info = crate::api::status::ServerInfo {
+        http: format!("http://{http_addr}"),
+        mqtt: mqtt_url.clone(),
+        embedded_broker: embedded,
+        namespace: cfg.namespace.as_str().to_string(),
+        data_dir: cfg.data_dir.display().to_string(),
+        pid: std::process::id(),
+    };
+    // Through a JSON value: the keys stay sorted, as they always were in server.json.
+    let info_bytes = serde_json::to_vec_pretty(&serde_json::to_value(&info)?)?;
     std::fs::write(cfg.data_dir.join(SERVER_FILE), info_bytes).context("writing server.json")?;
 
     let core_cfg = CoreConfig {
@@ -115,9 +118,10 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         probation: cfg.probation,
         drift: cfg.drift,
         drift_retention: cfg.drift_retention,
-        info: info.clone(),
+        info,
     };
-    let core = Core::open(core_cfg, store.clone(), Arc::new(clock::SystemClock), command_ids::CommandIds::random())?;
+    let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
+    let core = Core::open(core_cfg, store.clone(), clock.clone(), command_ids::CommandIds::random())?;
     info!(%http_addr, %mqtt_url, embedded, packages, data_dir = %cfg.data_dir.display(), "fleet manager starting");
 
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
@@ -164,6 +168,8 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         trust_store: cfg.trust_store.clone(),
         data_dir: cfg.data_dir.clone(),
         objects,
+        store,
+        clock,
     };
     let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {

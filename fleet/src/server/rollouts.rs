@@ -349,6 +349,22 @@ pub struct RolloutRecord {
     pub decisions: BTreeMap<String, TrackDecision>,
     /// Last failure reason per failed device (bounded by the target count).
     pub failures: BTreeMap<DeviceId, String>,
+    /// Devices a rollback of this rollout left alone, and why (they run another version now).
+    #[serde(default)]
+    pub rollback_skipped: BTreeMap<DeviceId, String>,
+    /// Per track, the hold being repeated: its reason and how many times it was decided again
+    /// since it was audited (a hold is audited once; the count goes into the next decision).
+    #[serde(default)]
+    pub holds: BTreeMap<String, HoldTally>,
+}
+
+/// A hold decided again and again with the same reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldTally {
+    /// The hold's reason.
+    pub reason: String,
+    /// Decisions of it after the audited one.
+    pub repeats: u64,
 }
 
 impl RolloutRecord {

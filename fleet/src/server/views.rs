@@ -1,25 +1,29 @@
-//! What the API shows: JSON views of registry records, rollouts, health and dry runs.
+//! What the API shows: the typed views ([`crate::api`]) of registry records, rollouts, health
+//! and dry runs.
 
 use super::models::ModelRecord;
 use super::registry::DeviceRecord;
 use super::rollouts::{Resolved, RolloutRecord};
+use crate::api::devices::DeviceSummary;
+use crate::api::health::{HealthState, HealthView, ModelFigures};
+use crate::api::models::{ModelSummary, ModelVersion};
+use crate::api::rollouts::{DryRunPlan, DryRunStage, DryRunTrack, PlanView, RolloutDetail, RolloutSummary, TrackView};
 use crate::rollout::Rollout;
 use crate::rollout::machine::TrackPhase;
 use edgefleet_protocol::DeviceId;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// A device in a list.
-pub fn device_summary(d: &DeviceRecord) -> Value {
-    json!({
-        "id": d.id,
-        "hardware": d.hardware,
-        "online": d.online,
-        "agent_version": d.agent_version,
-        "labels": d.labels,
-        "models": d.active_models.iter().map(|m| format!("{}@{}", m.name, m.version_seq)).collect::<Vec<_>>(),
-        "last_seen_ms": d.last_seen_ms,
-    })
+pub fn device_summary(d: &DeviceRecord) -> DeviceSummary {
+    DeviceSummary {
+        id: d.id.clone(),
+        hardware: d.hardware,
+        online: d.online,
+        agent_version: d.agent_version.clone(),
+        labels: d.labels.clone(),
+        models: d.active_models.iter().map(|m| format!("{}@{}", m.name, m.version_seq)).collect(),
+        last_seen_ms: d.last_seen_ms,
+    }
 }
 
 fn running<'a>(m: &'a ModelRecord, devices: impl Iterator<Item = &'a DeviceRecord>) -> Vec<&'a DeviceId> {
@@ -27,44 +31,42 @@ fn running<'a>(m: &'a ModelRecord, devices: impl Iterator<Item = &'a DeviceRecor
 }
 
 /// A model version in a list.
-pub fn model_summary<'a>(m: &'a ModelRecord, devices: impl Iterator<Item = &'a DeviceRecord>) -> Value {
-    json!({
-        "name": m.name,
-        "version_seq": m.version_seq,
-        "label": m.label,
-        "package_id": m.package_id,
-        "variants": m.variants.iter().map(|v| v.hardware.to_string()).collect::<Vec<_>>(),
-        "devices": running(m, devices).len(),
-    })
+pub fn model_summary<'a>(m: &'a ModelRecord, devices: impl Iterator<Item = &'a DeviceRecord>) -> ModelSummary {
+    ModelSummary {
+        name: m.name.clone(),
+        version_seq: m.version_seq,
+        label: m.label.clone(),
+        package_id: m.package_id.clone(),
+        variants: m.variants.iter().map(|v| v.hardware.to_string()).collect(),
+        devices: running(m, devices).len(),
+    }
 }
 
 /// A model version with the devices that run it.
-pub fn model_detail<'a>(m: &'a ModelRecord, devices: impl Iterator<Item = &'a DeviceRecord>) -> Value {
-    json!({
-        "record": m,
-        "devices": running(m, devices),
-    })
+pub fn model_detail<'a>(m: &'a ModelRecord, devices: impl Iterator<Item = &'a DeviceRecord>) -> ModelVersion {
+    ModelVersion { record: m.clone(), devices: running(m, devices).into_iter().cloned().collect() }
 }
 
 /// A rollout in a list.
-pub fn rollout_summary(r: &RolloutRecord) -> Value {
-    json!({
-        "id": r.id,
-        "model": r.request.model,
-        "version_seq": r.request.version_seq,
-        "status": r.machine.status(),
-        "targets": r.machine.targets().count(),
-        "created_by": r.created_by,
-        "created_at_ms": r.created_at_ms,
-        "finished_at_ms": r.finished_at_ms,
-    })
+pub fn rollout_summary(r: &RolloutRecord) -> RolloutSummary {
+    RolloutSummary {
+        id: r.id,
+        model: r.request.model.clone(),
+        version_seq: r.request.version_seq,
+        status: r.machine.status(),
+        targets: r.machine.targets().count(),
+        created_by: r.created_by.clone(),
+        created_at_ms: r.created_at_ms,
+        finished_at_ms: r.finished_at_ms,
+    }
 }
 
-/// A rollout in full: per track stage, phase, device counts and the last gate evidence.
-pub fn rollout_detail(r: &RolloutRecord) -> Value {
+/// A rollout in full at `now_ms`: per track stage, phase, device counts and the last gate
+/// evidence.
+pub fn rollout_detail(r: &RolloutRecord, now_ms: u64) -> RolloutDetail {
     let counts = r.counts();
     let plan = r.machine.plan();
-    let tracks: Vec<Value> = r
+    let tracks: Vec<TrackView> = r
         .machine
         .tracks()
         .iter()
@@ -73,68 +75,73 @@ pub fn rollout_detail(r: &RolloutRecord) -> Value {
             let phase = match &t.phase {
                 TrackPhase::Dispatching => "dispatching".to_string(),
                 TrackPhase::Baking { until_ms } => {
-                    format!(
-                        "baking, {:.0}s left",
-                        until_ms.saturating_sub(edgefleet_protocol::time::unix_now_ms()) as f64 / 1000.0
-                    )
+                    format!("baking, {:.0}s left", until_ms.saturating_sub(now_ms) as f64 / 1000.0)
                 }
                 TrackPhase::Gating { last: None } => "gating".to_string(),
                 TrackPhase::Gating { last: Some((reason, _)) } => format!("held ({reason:?})"),
                 TrackPhase::Done => "done".to_string(),
                 TrackPhase::Failed { on_fail } => format!("failed ({on_fail:?})"),
             };
-            json!({
-                "hardware": name,
-                "size": t.members.len(),
-                "stage": t.stage + 1,
-                "stages": plan.stages.len(),
-                "stage_percent": plan.stages.get(t.stage).copied().unwrap_or(100),
-                "quota": r.machine.stage_quota(t, t.stage),
-                "phase": phase,
-                "counts": counts.get(&name).cloned().unwrap_or_default(),
-                "last_decision": r.decisions.get(&name),
-            })
+            TrackView {
+                size: t.members.len(),
+                stage: t.stage + 1,
+                stages: plan.stages.len(),
+                stage_percent: plan.stages.get(t.stage).copied().unwrap_or(100),
+                quota: r.machine.stage_quota(t, t.stage),
+                phase,
+                counts: counts.get(&name).cloned().unwrap_or_default(),
+                last_decision: r.decisions.get(&name).cloned(),
+                hardware: name,
+            }
         })
         .collect();
-    let mut reasons: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, u32> = BTreeMap::new();
     for reason in r.failures.values() {
-        *reasons.entry(reason.as_str()).or_insert(0) += 1;
+        *reasons.entry(reason.clone()).or_insert(0) += 1;
     }
-    json!({
-        "id": r.id,
-        "model": r.request.model,
-        "version_seq": r.request.version_seq,
-        "package_id": r.package_id,
-        "status": r.machine.status(),
-        "select": r.request.select,
-        "plan": {
-            "stages": plan.stages,
-            "bake_ms": plan.bake_ms,
-            "max_failure_rate": plan.max_failure_rate,
-            "min_sample": plan.min_sample,
-            "confidence": plan.confidence,
-            "max_unreachable_rate": plan.max_unreachable_rate,
-            "max_concurrent_downloads": plan.max_concurrent_downloads,
-            "on_fail": plan.on_fail,
+    RolloutDetail {
+        id: r.id,
+        model: r.request.model.clone(),
+        version_seq: r.request.version_seq,
+        package_id: r.package_id.to_string(),
+        status: r.machine.status(),
+        select: r.request.select.clone(),
+        plan: PlanView {
+            stages: plan.stages.clone(),
+            bake_ms: plan.bake_ms,
+            max_failure_rate: plan.max_failure_rate,
+            min_sample: plan.min_sample,
+            confidence: plan.confidence,
+            max_unreachable_rate: plan.max_unreachable_rate,
+            max_concurrent_downloads: plan.max_concurrent_downloads,
+            on_fail: plan.on_fail,
         },
-        "probation": r.probation,
-        "created_by": r.created_by,
-        "created_at_ms": r.created_at_ms,
-        "finished_at_ms": r.finished_at_ms,
-        "tracks": tracks,
-        "failure_reasons": reasons,
-    })
+        probation: r.probation,
+        created_by: r.created_by.clone(),
+        created_at_ms: r.created_at_ms,
+        finished_at_ms: r.finished_at_ms,
+        tracks,
+        failure_reasons: reasons,
+    }
 }
 
-/// Health of one device with a state and the reasons for it.
-pub fn health(d: &DeviceRecord, model: Option<&str>) -> Value {
+/// Health of one device with a state and the reasons for it (without model drift: see
+/// [`crate::drift::views::add_to_health`]).
+pub fn health(d: &DeviceRecord, model: Option<&str>) -> HealthView {
+    use HealthState::{Degraded, Failing, Healthy, Offline, Unknown};
     let mut reasons = Vec::new();
     let latest = d.health.back();
     let previous = if d.health.len() >= 2 { d.health.get(d.health.len() - 2) } else { None };
-    let mut state = "healthy";
+    let mut state = Healthy;
     let mut figures = Vec::new();
     if let Some(h) = latest {
-        for m in h.models.iter().filter(|m| model.is_none_or(|name| m.name.as_str() == name)) {
+        // The agent reports every version it served since it started; health is about what the
+        // device runs now (a version rolled back an hour ago is history, not a failure).
+        let serving = |m: &&edgefleet_protocol::uplink::ModelHealth| {
+            d.active_models.is_empty()
+                || d.active_models.iter().any(|a| a.name == m.name.as_str() && a.version_seq == m.version_seq)
+        };
+        for m in h.models.iter().filter(|m| model.is_none_or(|name| m.name.as_str() == name)).filter(serving) {
             // Rates over the last report interval when the counters allow, else since start.
             let (inferences, errors) = match previous
                 .and_then(|p| p.models.iter().find(|pm| pm.name == m.name && pm.version_seq == m.version_seq))
@@ -146,48 +153,59 @@ pub fn health(d: &DeviceRecord, model: Option<&str>) -> Value {
             };
             let error_rate = if inferences > 0 { errors as f64 / inferences as f64 } else { 0.0 };
             if error_rate > 0.05 {
-                state = "failing";
+                state = Failing;
                 reasons.push(format!("{}@{}: error rate {:.1}% > 5%", m.name, m.version_seq, error_rate * 100.0));
-            } else if error_rate > 0.005 && state == "healthy" {
-                state = "degraded";
+            } else if error_rate > 0.005 && state == Healthy {
+                state = Degraded;
                 reasons.push(format!("{}@{}: error rate {:.2}% > 0.5%", m.name, m.version_seq, error_rate * 100.0));
             }
-            figures.push(json!({
-                "model": m.name, "version_seq": m.version_seq, "inferences": m.inference_count,
-                "errors": m.error_count, "error_rate_recent": error_rate,
-                "p50_us": m.latency_p50_us, "p99_us": m.latency_p99_us,
-            }));
+            figures.push(ModelFigures {
+                model: m.name.to_string(),
+                version_seq: m.version_seq,
+                inferences: m.inference_count,
+                errors: m.error_count,
+                error_rate_recent: error_rate,
+                p50_us: m.latency_p50_us,
+                p99_us: m.latency_p99_us,
+            });
         }
-        if h.outbox_evictions > 0 && state == "healthy" {
-            state = "degraded";
+        if h.outbox_evictions > 0 && state == Healthy {
+            state = Degraded;
             reasons.push(format!(
                 "outbox evicted {} records (offline too long or data rate too high)",
                 h.outbox_evictions
             ));
         }
-        if h.free_disk_bytes < 64 << 20 && state == "healthy" {
-            state = "degraded";
+        if h.free_disk_bytes < 64 << 20 && state == Healthy {
+            state = Degraded;
             reasons.push(format!("free disk {} MiB < 64 MiB", h.free_disk_bytes >> 20));
         }
     } else {
-        state = "unknown";
+        state = Unknown;
         reasons.push("no health report yet".into());
     }
     if !d.online {
-        state = "offline";
+        state = Offline;
         reasons.insert(0, format!("offline ({})", d.offline_reason.as_deref().unwrap_or("never connected")));
     }
-    json!({
-        "device": d.id,
-        "hardware": d.hardware,
-        "state": state,
-        "reasons": reasons,
-        "models": figures,
-        "rss_bytes": latest.map(|h| h.rss_bytes),
-        "cpu_percent": latest.map(|h| h.cpu_percent),
-        "outbox_depth": latest.map(|h| h.outbox_depth),
-        "last_seen_ms": d.last_seen_ms,
-    })
+    // A device flooding the fleet with refused messages is failing whatever else it reports
+    // (it may never have sent a birth or a presence at all).
+    if let Some(flag) = &d.quarantine.flagged {
+        state = Failing;
+        reasons.insert(0, format!("flagged: {}", flag.reason));
+    }
+    HealthView {
+        device: d.id.clone(),
+        hardware: d.hardware,
+        state,
+        reasons,
+        models: figures,
+        rss_bytes: latest.map(|h| h.rss_bytes),
+        cpu_percent: latest.map(|h| h.cpu_percent),
+        outbox_depth: latest.map(|h| h.outbox_depth),
+        last_seen_ms: d.last_seen_ms,
+        drift: BTreeMap::new(),
+    }
 }
 
 /// Assumed per-device download rate for the dry run's duration estimate.
@@ -200,7 +218,7 @@ pub fn dry_run(
     resolved: &Resolved,
     devices: &BTreeMap<DeviceId, DeviceRecord>,
     probation_ms: u64,
-) -> Value {
+) -> DryRunPlan {
     let plan = machine.plan();
     let mut bytes = 0u64;
     let mut already = 0u32;
@@ -217,14 +235,14 @@ pub fn dry_run(
         bytes += model.head_size + model.variant(t.hardware).map_or(0, |v| v.size);
     }
     let mut estimate_ms = 0u64;
-    let tracks: Vec<Value> = machine
+    let tracks: Vec<DryRunTrack> = machine
         .tracks()
         .iter()
         .map(|t| {
             let variant = model.variant(t.hardware).map_or(0, |v| v.size) + model.head_size;
             let mut previous = 0usize;
             let mut track_ms = 0u64;
-            let stages: Vec<Value> = (0..plan.stages.len())
+            let stages: Vec<DryRunStage> = (0..plan.stages.len())
                 .map(|s| {
                     let quota = machine.stage_quota(t, s);
                     let new = quota - previous.min(quota);
@@ -232,28 +250,74 @@ pub fn dry_run(
                     let waves = (new as u64).div_ceil(u64::from(plan.max_concurrent_downloads.max(1)));
                     let per_wave_ms = variant * 1000 / ASSUMED_DOWNLOAD_BYTES_PER_SEC + probation_ms;
                     track_ms += waves * per_wave_ms + plan.bake_ms;
-                    json!({"stage": s + 1, "percent": plan.stages[s], "devices": quota, "new_devices": new})
+                    DryRunStage { stage: s + 1, percent: plan.stages[s], devices: quota, new_devices: new }
                 })
                 .collect();
             estimate_ms = estimate_ms.max(track_ms);
-            json!({"hardware": t.hardware, "size": t.members.len(), "variant_bytes": variant, "stages": stages})
+            DryRunTrack { hardware: t.hardware, size: t.members.len(), variant_bytes: variant, stages }
         })
         .collect();
-    json!({
-        "model": model.name,
-        "version_seq": model.version_seq,
-        "package_id": model.package_id,
-        "targets": resolved.targets.len(),
-        "already_running": already,
-        "offline_now": offline,
-        "skipped_no_variant": resolved.skipped_no_variant,
-        "skipped_no_birth": resolved.skipped_no_birth,
-        "tracks": tracks,
-        "bytes_to_transfer": bytes,
-        "estimated_duration_ms": estimate_ms,
-        "estimate_assumes": format!(
+    DryRunPlan {
+        model: model.name.clone(),
+        version_seq: model.version_seq,
+        package_id: model.package_id.clone(),
+        targets: resolved.targets.len(),
+        already_running: already,
+        offline_now: offline,
+        skipped_no_variant: resolved.skipped_no_variant.clone(),
+        skipped_no_birth: resolved.skipped_no_birth,
+        tracks,
+        bytes_to_transfer: bytes,
+        estimated_duration_ms: estimate_ms,
+        estimate_assumes: format!(
             "{} MiB/s per device download, the probation time, every device online, bake {} ms per stage",
-            ASSUMED_DOWNLOAD_BYTES_PER_SEC >> 20, plan.bake_ms
+            ASSUMED_DOWNLOAD_BYTES_PER_SEC >> 20,
+            plan.bake_ms
         ),
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::registry::{HealthPoint, ServedModel};
+    use edgefleet_protocol::ModelName;
+    use edgefleet_protocol::uplink::ModelHealth;
+
+    fn figures(version_seq: u64, inference_count: u64, error_count: u64) -> ModelHealth {
+        ModelHealth {
+            name: ModelName::new("vibration-mlp").expect("name"),
+            version_seq,
+            inference_count,
+            error_count,
+            latency_p50_us: 10,
+            latency_p99_us: 20,
+        }
+    }
+
+    #[test]
+    fn health_describes_the_version_the_device_runs_now_not_one_it_was_rolled_back_from() {
+        let mut d = DeviceRecord::new("edge-1".parse().expect("id"), 0);
+        d.online = true;
+        d.active_models.push(ServedModel {
+            name: "vibration-mlp".into(),
+            version_seq: 1,
+            label: String::new(),
+            package_id: String::new(),
+        });
+        // Version 6 failed 10% of its inferences before it was rolled back to version 1.
+        d.health.push_back(HealthPoint {
+            timestamp_ms: 0,
+            received_ms: 0,
+            models: vec![figures(1, 5_000, 0), figures(6, 1_000, 100)],
+            outbox_depth: 0,
+            outbox_evictions: 0,
+            rss_bytes: 0,
+            cpu_percent: 0.0,
+            free_disk_bytes: 1 << 30,
+        });
+        let view = health(&d, None);
+        assert_eq!(view.state, HealthState::Healthy, "{:?}", view.reasons);
+        assert_eq!(view.models.iter().map(|m| m.version_seq).collect::<Vec<_>>(), vec![1]);
+    }
 }

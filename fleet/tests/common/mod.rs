@@ -271,7 +271,7 @@ impl ServeProcess {
         loop {
             assert!(self.child.try_wait().unwrap().is_none(), "edgefleet serve exited");
             let c = client.clone();
-            if tokio::task::spawn_blocking(move || c.get("/v1/status")).await.unwrap().is_ok() {
+            if tokio::task::spawn_blocking(move || c.get::<Value>("/v1/status")).await.unwrap().is_ok() {
                 return;
             }
             assert!(Instant::now() < deadline, "edgefleet serve did not come up");

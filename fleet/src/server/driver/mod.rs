@@ -15,9 +15,9 @@
 //!   looked up by id, never scanned.
 
 use super::command_ids::CommandIds;
-use super::drift::DeviceDrift;
 use super::registry::{DeviceRecord, describe_ack};
-use super::rollouts::{RolloutRecord, event_for_state};
+use super::rollouts::{HoldTally, RolloutRecord, event_for_state};
+use crate::drift::device::DeviceDrift;
 use crate::rollout::machine::TrackPhase;
 use crate::rollout::{Action, CohortFigures, DeviceState, Event, RolloutStatus};
 use edgefleet_protocol::DeviceId;
@@ -128,6 +128,9 @@ struct Step<'a> {
     now: u64,
     ids: &'a mut CommandIds,
     fx: Effects,
+    /// For an operator's rollback: the devices as they are now, so a device that moved on to
+    /// another version since is left alone.
+    fleet: Option<FleetView<'a>>,
 }
 
 /// Owns the rollout records.
@@ -178,7 +181,7 @@ impl RolloutDriver {
     pub fn start(&mut self, record: RolloutRecord, now_ms: u64, ids: &mut CommandIds) -> Effects {
         let id = record.id;
         self.records.insert(id, record);
-        let mut step = Step { now: now_ms, ids, fx: Effects::default() };
+        let mut step = Step { now: now_ms, ids, fx: Effects::default(), fleet: None };
         step.fx.writes.insert(id);
         self.handle(id, Event::Tick { now_ms }, &mut step);
         self.handle(id, Event::Start, &mut step);
@@ -187,7 +190,7 @@ impl RolloutDriver {
 
     /// A device (re)announced itself: it may have missed its deploy command.
     pub fn on_birth(&mut self, device: &DeviceId, now_ms: u64, ids: &mut CommandIds) -> Effects {
-        let mut step = Step { now: now_ms, ids, fx: Effects::default() };
+        let mut step = Step { now: now_ms, ids, fx: Effects::default(), fleet: None };
         for id in self.active_ids() {
             let in_flight = self.records.get(&id).and_then(|r| r.machine.device_state(device));
             if matches!(in_flight, Some(DeviceState::Dispatched | DeviceState::Installing)) {
@@ -205,7 +208,7 @@ impl RolloutDriver {
         now_ms: u64,
         ids: &mut CommandIds,
     ) -> Effects {
-        let mut step = Step { now: now_ms, ids, fx: Effects::default() };
+        let mut step = Step { now: now_ms, ids, fx: Effects::default(), fleet: None };
         // A deployment id carries its rollout id in its upper half (`Rollout::deployment_id`).
         let id = (status.deployment_id.0 >> 32) as u32;
         let Some(r) = self.records.get_mut(&id) else { return step.fx };
@@ -229,7 +232,7 @@ impl RolloutDriver {
 
     /// A device acknowledged a command.
     pub fn on_ack(&mut self, device: &DeviceId, ack: &CommandAck, now_ms: u64, ids: &mut CommandIds) -> Effects {
-        let mut step = Step { now: now_ms, ids, fx: Effects::default() };
+        let mut step = Step { now: now_ms, ids, fx: Effects::default(), fleet: None };
         let Some((id, addressee)) = self.commands.get(&ack.command_id).cloned() else { return step.fx };
         if &addressee != device {
             return step.fx; // not the device the command went to
@@ -251,7 +254,7 @@ impl RolloutDriver {
     /// The broker connection came back: every in-flight device gets its deploy again, and a
     /// fresh silence budget (the fleet manager was away, not the devices).
     pub fn reconnected(&mut self, now_ms: u64, ids: &mut CommandIds) -> Effects {
-        let mut step = Step { now: now_ms, ids, fx: Effects::default() };
+        let mut step = Step { now: now_ms, ids, fx: Effects::default(), fleet: None };
         for id in self.active_ids() {
             let Some(r) = self.records.get_mut(&id) else { continue };
             if r.machine.status() != RolloutStatus::Running {
@@ -272,7 +275,7 @@ impl RolloutDriver {
     /// Time passed: silent devices become unreachable, bakes and gates are evaluated. With
     /// `health_changed`, cohort figures are recomputed from `fleet` first.
     pub fn tick(&mut self, now_ms: u64, health_changed: Option<FleetView<'_>>, ids: &mut CommandIds) -> Effects {
-        let mut step = Step { now: now_ms, ids, fx: Effects::default() };
+        let mut step = Step { now: now_ms, ids, fx: Effects::default(), fleet: None };
         if let Some(fleet) = health_changed {
             self.update_cohorts(fleet, &mut step);
         }
@@ -299,13 +302,17 @@ impl RolloutDriver {
     }
 
     /// An operator pauses, resumes, aborts or rolls back rollout `id` (not `Promote`: see
-    /// [`Self::promote`]).
+    /// [`Self::promote`]). A rollback undoes only what this rollout installed, and only where
+    /// the device still runs it (by `fleet`); every other device is skipped with the reason.
+    /// An aborted rollout can still be rolled back.
+    #[allow(clippy::too_many_arguments)]
     pub fn operate(
         &mut self,
         id: u32,
         op: RolloutOp,
         actor: &str,
         reason: &str,
+        fleet: FleetView<'_>,
         now_ms: u64,
         ids: &mut CommandIds,
     ) -> Result<Effects, DriverError> {
@@ -317,12 +324,10 @@ impl RolloutDriver {
             }
             RolloutOp::Resume if status == RolloutStatus::Paused => (Event::Resume, "rollout.resume"),
             RolloutOp::Abort if r.finished_at_ms.is_none() => (Event::Abort, "rollout.abort"),
-            RolloutOp::Rollback if !matches!(status, RolloutStatus::Aborted | RolloutStatus::RolledBack) => {
-                (Event::Rollback, "rollout.rollback")
-            }
+            RolloutOp::Rollback if status != RolloutStatus::RolledBack => (Event::Rollback, "rollout.rollback"),
             _ => return Err(DriverError::NotAllowed { id, status, op }),
         };
-        let mut step = Step { now: now_ms, ids, fx: Effects::default() };
+        let mut step = Step { now: now_ms, ids, fx: Effects::default(), fleet: Some(fleet) };
         step.fx.audit.push(AuditNote {
             actor: actor.to_string(),
             action: name,
@@ -360,7 +365,7 @@ impl RolloutDriver {
         if held.is_empty() || r.machine.status() != RolloutStatus::Running {
             return Err(DriverError::NothingHeld { id, track });
         }
-        let mut step = Step { now: now_ms, ids, fx: Effects::default() };
+        let mut step = Step { now: now_ms, ids, fx: Effects::default(), fleet: None };
         step.fx.writes.insert(id);
         for (hw, stage, decision) in held {
             step.fx.audit.push(AuditNote {
@@ -473,6 +478,12 @@ impl RolloutDriver {
                 return;
             }
             Action::RollBackDevice { device } => {
+                if let Some(skipped) = self.moved_on(id, &device, step)
+                    && let Some(r) = self.records.get_mut(&id)
+                {
+                    r.rollback_skipped.insert(device, skipped);
+                    return;
+                }
                 self.send_rollback(id, &device, step);
                 return;
             }
@@ -483,7 +494,20 @@ impl RolloutDriver {
                 ("rollout.track_completed", json!({"track": track, "evidence": evidence}))
             }
             Action::Held { track, reason, evidence } => {
-                ("rollout.hold", json!({"track": track, "reason": format!("{reason:?}"), "evidence": evidence}))
+                // The same hold decided again (its evidence moving) is counted, not re-audited.
+                let reason = format!("{reason:?}");
+                if let Some(r) = self.records.get_mut(&id) {
+                    match r.holds.get_mut(&track.to_string()) {
+                        Some(tally) if tally.reason == reason => {
+                            tally.repeats += 1;
+                            return;
+                        }
+                        _ => {
+                            r.holds.insert(track.to_string(), HoldTally { reason: reason.clone(), repeats: 0 });
+                        }
+                    }
+                }
+                ("rollout.hold", json!({"track": track, "reason": reason, "evidence": evidence}))
             }
             Action::Paused { track, reason, evidence } => {
                 let detail = json!({"track": track, "reason": format!("{reason:?}"), "evidence": evidence});
@@ -496,7 +520,39 @@ impl RolloutDriver {
             Action::Completed => ("rollout.completed", json!({})),
             Action::Aborted => ("rollout.stopped", json!({})),
         };
+        let detail = self.with_hold_tally(id, action, detail);
         step.fx.audit.push(AuditNote { actor: "edgefleet".into(), action, subject: format!("rollout/{id}"), detail });
+    }
+
+    /// A decision that ends a track's hold carries how often the hold was decided again.
+    fn with_hold_tally(&mut self, id: u32, action: &str, mut detail: Value) -> Value {
+        if action == "rollout.hold" {
+            return detail;
+        }
+        let Some(r) = self.records.get_mut(&id) else { return detail };
+        let Some(track) = detail.get("track").and_then(|t| serde_json::from_value::<HardwareClass>(t.clone()).ok())
+        else {
+            return detail;
+        };
+        if let Some(tally) = r.holds.remove(&track.to_string())
+            && let Some(map) = detail.as_object_mut()
+        {
+            map.insert("held_before".into(), json!({"reason": tally.reason, "repeats": tally.repeats}));
+        }
+        detail
+    }
+
+    /// Why an operator's rollback leaves `device` alone: it no longer runs this rollout's
+    /// version (a later rollout moved it on, or it went back by itself). None: roll it back.
+    fn moved_on(&self, id: u32, device: &DeviceId, step: &Step<'_>) -> Option<String> {
+        let fleet = step.fleet?;
+        let plan = self.records.get(&id)?.machine.plan();
+        let model = plan.model.as_str();
+        match fleet.devices.get(device).and_then(|d| d.served_version(model)) {
+            Some(v) if v == plan.version_seq => None,
+            Some(v) => Some(format!("skipped: runs {model} version {v} now, not this rollout's {}", plan.version_seq)),
+            None => Some(format!("skipped: no longer serves {model}")),
+        }
     }
 
     /// Sends `body` to `device` as rollout `id`'s live command for it (superseding the last).

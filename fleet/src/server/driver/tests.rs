@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::drift::device::DeviceDrift;
 use crate::rollout::{Rollout, RolloutId, Target};
+use crate::server::registry::DeviceRecord;
 use crate::server::rollouts::RolloutRequest;
 use crate::server::store::contract;
 use edgefleet_protocol::command::ProbationBudget;
@@ -41,7 +43,38 @@ fn record(n: usize, plan: serde_json::Value) -> RolloutRecord {
         latest_commands: BTreeMap::new(),
         decisions: BTreeMap::new(),
         failures: BTreeMap::new(),
+        rollback_skipped: BTreeMap::new(),
+        holds: BTreeMap::new(),
     }
+}
+
+/// The fleet's devices: `names` serve `detector@version`.
+fn fleet_of(names: &[&str], version: u64) -> &'static BTreeMap<DeviceId, DeviceRecord> {
+    let mut devices = BTreeMap::new();
+    for name in names {
+        let mut d = DeviceRecord::new(dev(name), T0);
+        d.active_models.push(crate::server::registry::ServedModel {
+            name: "detector".into(),
+            version_seq: version,
+            label: String::new(),
+            package_id: String::new(),
+        });
+        devices.insert(dev(name), d);
+    }
+    Box::leak(Box::new(devices))
+}
+
+fn running(names: &[&str], version: u64) -> FleetView<'static> {
+    let drift: &'static BTreeMap<DeviceId, DeviceDrift> = Box::leak(Box::default());
+    FleetView { devices: fleet_of(names, version), drift }
+}
+
+fn nobody() -> FleetView<'static> {
+    running(&[], 0)
+}
+
+fn rollbacks(fx: &Effects) -> Vec<String> {
+    fx.commands.iter().filter(|(_, c)| matches!(c.body, CommandBody::Rollback(_))).map(|(d, _)| d.to_string()).collect()
 }
 
 fn deploys(fx: &Effects) -> Vec<(String, CommandId)> {
@@ -176,7 +209,9 @@ fn a_rollback_tells_committed_devices_to_roll_back_and_is_audited_first() {
     let mut driver = RolloutDriver::new(SETTINGS, []);
     driver.start(record(2, serde_json::json!({"stages": "100%", "bake": "1h"})), T0, &mut ids);
     commit(&mut driver, "edge-0", T0 + 1_000, &mut ids);
-    let fx = driver.operate(1, RolloutOp::Rollback, "alice", "bad outputs", T0 + 2_000, &mut ids).unwrap();
+    let fx = driver
+        .operate(1, RolloutOp::Rollback, "alice", "bad outputs", running(&["edge-0"], 2), T0 + 2_000, &mut ids)
+        .unwrap();
     assert_eq!(fx.audit[0].action, "rollout.rollback");
     assert_eq!(fx.audit[0].actor, "alice");
     assert_eq!(fx.audit[0].detail["reason"], "bad outputs");
@@ -190,10 +225,10 @@ fn a_rollback_tells_committed_devices_to_roll_back_and_is_audited_first() {
     let r = driver.get(1).unwrap();
     assert_eq!(r.machine.status(), RolloutStatus::RolledBack);
     assert_eq!(r.finished_at_ms, Some(T0 + 2_000));
-    let again = driver.operate(1, RolloutOp::Rollback, "alice", "", T0 + 3_000, &mut ids).unwrap_err();
+    let again = driver.operate(1, RolloutOp::Rollback, "alice", "", nobody(), T0 + 3_000, &mut ids).unwrap_err();
     assert_eq!(again.to_string(), "rollout 1 is RolledBack: cannot Rollback it");
     assert_eq!(
-        driver.operate(9, RolloutOp::Pause, "alice", "", T0, &mut ids).unwrap_err(),
+        driver.operate(9, RolloutOp::Pause, "alice", "", nobody(), T0, &mut ids).unwrap_err(),
         DriverError::UnknownRollout(9)
     );
 }
@@ -204,14 +239,14 @@ fn a_paused_rollout_dispatches_nothing_until_resumed() {
     let mut driver = RolloutDriver::new(SETTINGS, []);
     let fx = driver.start(record(4, serde_json::json!({"stages": "25%,100%", "bake": "0s"})), T0, &mut ids);
     let first = deploys(&fx)[0].0.clone();
-    let fx = driver.operate(1, RolloutOp::Pause, "bob", "night", T0 + 1, &mut ids).unwrap();
+    let fx = driver.operate(1, RolloutOp::Pause, "bob", "night", nobody(), T0 + 1, &mut ids).unwrap();
     assert_eq!(actions(&fx)[0], "rollout.pause");
     commit(&mut driver, &first, T0 + 1_000, &mut ids);
     let fx = driver.tick(T0 + 10_000, None, &mut ids);
     assert!(deploys(&fx).is_empty(), "paused: {fx:?}");
-    let err = driver.operate(1, RolloutOp::Pause, "bob", "", T0 + 10_001, &mut ids).unwrap_err();
+    let err = driver.operate(1, RolloutOp::Pause, "bob", "", nobody(), T0 + 10_001, &mut ids).unwrap_err();
     assert!(matches!(err, DriverError::NotAllowed { op: RolloutOp::Pause, .. }));
-    let fx = driver.operate(1, RolloutOp::Resume, "bob", "morning", T0 + 20_000, &mut ids).unwrap();
+    let fx = driver.operate(1, RolloutOp::Resume, "bob", "morning", nobody(), T0 + 20_000, &mut ids).unwrap();
     assert_eq!(actions(&fx)[..2], ["rollout.resume", "rollout.promote"], "resume re-evaluates at once: {fx:?}");
     assert_eq!(deploys(&fx).len(), 3);
 }
@@ -247,4 +282,114 @@ fn the_contract_fixture_rollout_round_trips_through_the_driver() {
     let driver = RolloutDriver::new(SETTINGS, [r.clone()]);
     assert_eq!(driver.get(4), Some(&r));
     assert_eq!(driver.commands.get(&live).map(|(id, _)| *id), Some(4), "the ack index is rebuilt at load");
+}
+
+#[test]
+fn a_rollback_undoes_only_what_this_rollout_installed_where_the_device_still_runs_it() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    driver.start(record(3, serde_json::json!({"stages": "100%", "bake": "0s"})), T0, &mut ids);
+    for d in ["edge-0", "edge-1", "edge-2"] {
+        commit(&mut driver, d, T0 + 1_000, &mut ids);
+    }
+    driver.tick(T0 + 2_000, None, &mut ids);
+    assert_eq!(driver.get(1).unwrap().machine.status(), RolloutStatus::Completed);
+    // Later, edge-1 runs version 3 (another rollout) and edge-2 no longer serves the model.
+    let mut now = running(&["edge-0"], 2);
+    let mut devices = now.devices.clone();
+    devices.extend(fleet_of(&["edge-1"], 3).clone());
+    now.devices = Box::leak(Box::new(devices));
+    let fx = driver.operate(1, RolloutOp::Rollback, "alice", "", now, T0 + 60_000, &mut ids).unwrap();
+    assert_eq!(rollbacks(&fx), vec!["edge-0"]);
+    let r = driver.get(1).unwrap();
+    assert_eq!(
+        r.rollback_skipped.get(&dev("edge-1")).map(String::as_str),
+        Some("skipped: runs detector version 3 now, not this rollout's 2")
+    );
+    assert_eq!(r.rollback_skipped.get(&dev("edge-2")).map(String::as_str), Some("skipped: no longer serves detector"));
+}
+
+#[test]
+fn an_aborted_rollout_can_still_be_rolled_back() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    driver.start(record(2, serde_json::json!({"stages": "50%,100%", "bake": "1h"})), T0, &mut ids);
+    let first = driver.get(1).unwrap().in_flight()[0].to_string();
+    commit(&mut driver, &first, T0 + 1_000, &mut ids);
+    let fx = driver.operate(1, RolloutOp::Abort, "bob", "wrong model", nobody(), T0 + 2_000, &mut ids).unwrap();
+    assert_eq!(actions(&fx), vec!["rollout.abort", "rollout.stopped"]);
+    assert_eq!(driver.get(1).unwrap().machine.status(), RolloutStatus::Aborted);
+    let fx =
+        driver.operate(1, RolloutOp::Rollback, "bob", "undo it", running(&[&first], 2), T0 + 3_000, &mut ids).unwrap();
+    assert_eq!(actions(&fx), vec!["rollout.rollback"], "no second 'stopped'");
+    assert_eq!(rollbacks(&fx), vec![first]);
+    assert_eq!(driver.get(1).unwrap().machine.status(), RolloutStatus::RolledBack);
+}
+
+/// Devices with one health report each: `new` serve version 2, `old` version 1, each with
+/// `inferences` so far.
+fn reporting(new: &[String], old: &[String], inferences: u64) -> FleetView<'static> {
+    use crate::server::registry::{HealthPoint, ServedModel};
+    use edgefleet_protocol::uplink::ModelHealth;
+    let mut devices = BTreeMap::new();
+    for (names, version) in [(new, 2), (old, 1)] {
+        for name in names {
+            let mut d = DeviceRecord::new(dev(name), T0);
+            d.active_models.push(ServedModel {
+                name: "detector".into(),
+                version_seq: version,
+                label: String::new(),
+                package_id: String::new(),
+            });
+            d.health.push_back(HealthPoint {
+                timestamp_ms: T0,
+                received_ms: T0,
+                models: vec![ModelHealth {
+                    name: ModelName::new("detector").unwrap(),
+                    version_seq: version,
+                    inference_count: inferences,
+                    error_count: 0,
+                    latency_p50_us: 100,
+                    latency_p99_us: 200,
+                }],
+                outbox_depth: 0,
+                outbox_evictions: 0,
+                rss_bytes: 0,
+                cpu_percent: 0.0,
+                free_disk_bytes: 1 << 30,
+            });
+            devices.insert(dev(name), d);
+        }
+    }
+    let drift: &'static BTreeMap<DeviceId, DeviceDrift> = Box::leak(Box::default());
+    FleetView { devices: Box::leak(Box::new(devices)), drift }
+}
+
+#[test]
+fn a_hold_repeated_with_moving_evidence_is_audited_once_and_counted() {
+    let mut ids = CommandIds::after(0);
+    let mut driver = RolloutDriver::new(SETTINGS, []);
+    // A health gate that wants 10,000 inferences: it holds while the counts grow.
+    let plan = serde_json::json!({"stages": "50%,100%", "bake": "0s", "max_error_rate_increase": "1%",
+        "min_inferences": 10_000});
+    let fx = driver.start(record(4, plan), T0, &mut ids);
+    let first: Vec<String> = deploys(&fx).into_iter().map(|(d, _)| d).collect();
+    let rest: Vec<String> = (0..4).map(|i| format!("edge-{i}")).filter(|d| !first.contains(d)).collect();
+    let mut audited = Vec::new();
+    for d in &first {
+        audited.extend(actions(&commit(&mut driver, d, T0 + 1_000, &mut ids)));
+    }
+    for k in 1..=5u64 {
+        let fx = driver.tick(T0 + 2_000 * k, Some(reporting(&first, &rest, 100 * k)), &mut ids);
+        audited.extend(actions(&fx));
+    }
+    let holds = audited.iter().filter(|a| **a == "rollout.hold").count();
+    assert_eq!(holds, 1, "one audit entry for the same hold: {audited:?}");
+    let tally = driver.get(1).unwrap().holds.get("cpu").cloned().unwrap();
+    assert_eq!(tally.reason, "InsufficientInferences");
+    assert!(tally.repeats >= 4, "every tick moved the evidence: {tally:?}");
+    let fx = driver.promote(1, None, "carol", "enough", T0 + 20_000, &mut ids).unwrap();
+    let promoted = fx.audit.iter().find(|a| a.action == "rollout.promote").unwrap();
+    assert_eq!(promoted.detail["held_before"]["repeats"], tally.repeats, "{:?}", promoted.detail);
+    assert!(driver.get(1).unwrap().holds.is_empty());
 }

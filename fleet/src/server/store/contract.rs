@@ -4,9 +4,9 @@
 //! `make`, so checks cannot lean on one another.
 
 use super::{Batch, FleetStore};
+use crate::drift::device::StoredWindow;
 use crate::rollout::{Rollout, RolloutId, Target};
 use crate::server::audit::{self, AuditEntry};
-use crate::server::drift::StoredWindow;
 use crate::server::models::{ModelRecord, VariantInfo};
 use crate::server::registry::DeviceRecord;
 use crate::server::rollouts::{RolloutRecord, RolloutRequest};
@@ -92,6 +92,8 @@ pub fn rollout(id: u32, model: &ModelRecord, targets: &[&str]) -> RolloutRecord 
         latest_commands: BTreeMap::from([(first.clone(), CommandId(77))]),
         decisions: BTreeMap::new(),
         failures: BTreeMap::from([(first, "disk full".into())]),
+        rollback_skipped: BTreeMap::new(),
+        holds: BTreeMap::new(),
     }
 }
 

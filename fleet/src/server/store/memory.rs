@@ -2,8 +2,8 @@
 //! [`FleetDb`](super::FleetDb) (the contract suite runs on both), nothing survives the process.
 
 use super::{Batch, FleetStore, Snapshot, StoreError, seq_key};
+use crate::drift::device::StoredWindow;
 use crate::server::audit::AuditEntry;
-use crate::server::drift::StoredWindow;
 use crate::server::models::ModelRecord;
 use crate::server::registry::DeviceRecord;
 use crate::server::rollouts::RolloutRecord;

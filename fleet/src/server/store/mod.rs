@@ -20,10 +20,10 @@ pub use memory::MemoryStore;
 pub use redb::FleetDb;
 
 use super::audit::AuditEntry;
-use super::drift::StoredWindow;
 use super::models::ModelRecord;
 use super::registry::DeviceRecord;
 use super::rollouts::RolloutRecord;
+use crate::drift::device::StoredWindow;
 use edgefleet_protocol::DeviceId;
 use edgefleet_protocol::uplink::SampleBatch;
 

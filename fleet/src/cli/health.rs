@@ -1,0 +1,37 @@
+//! `edgefleet health`: device health states with their reasons.
+
+use super::{Conn, print_json};
+use anyhow::Result;
+use std::process::ExitCode;
+
+/// `edgefleet health`
+pub(crate) fn run(conn: &Conn, device: Option<String>, model: Option<String>) -> Result<ExitCode> {
+    let rows = conn.client().health(device.as_deref(), model.as_deref())?;
+    if conn.json {
+        print_json(&rows);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut by_state = std::collections::BTreeMap::new();
+    println!("{:<24} {:<10} {:<28} WHY", "DEVICE", "STATE", "MODEL (inferences, p99)");
+    for h in &rows {
+        *by_state.entry(h.state.as_str()).or_insert(0) += 1;
+        let models: Vec<String> = h
+            .models
+            .iter()
+            .map(|m| format!("{}@{} ({}, {}µs)", m.model, m.version_seq, m.inferences, m.p99_us))
+            .collect();
+        println!(
+            "{:<24} {:<10} {:<28} {}",
+            h.device.as_str(),
+            h.state.as_str(),
+            models.join(" "),
+            h.reasons.join("; ")
+        );
+    }
+    println!(
+        "{} device(s): {}",
+        rows.len(),
+        by_state.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
