@@ -8,7 +8,7 @@
 //! ```
 //!
 //! A UART pushes: the reader never waits on inference, so when inference falls behind the
-//! queue drops its oldest sample and counts it. The [`reporter`] turns the tracker into a
+//! queue drops its oldest sample and counts it. The reporter task turns the tracker into a
 //! [`SensorStatus`] with every heartbeat and at once when the port opens or closes or the
 //! sensor falls silent or comes back; the MQTT link publishes it (retained) after every birth
 //! and on each change.
