@@ -76,4 +76,23 @@ mod tests {
         assert_eq!((state, reasons.len()), (HealthState::Healthy, 0));
         assert_eq!(view(&status(false)).crc_errors, 1);
     }
+
+    #[test]
+    fn the_registry_keeps_the_current_runs_newest_status_and_the_view_shows_it() {
+        use crate::server::registry::{Applied, Retention, Uplink};
+        let retention = Retention { health: 4, history: 4 };
+        let mut d = DeviceRecord::new("d".parse().unwrap(), 0);
+        d.online = true;
+        d.boot_id = 1;
+        let with = |seq, boot_id, silent| Uplink::Sensor(Box::new(SensorStatus { seq, boot_id, ..status(silent) }));
+        assert_eq!(d.apply(&with(3, 1, false), 10, retention), Applied::Fresh);
+        assert_eq!(d.apply(&with(2, 1, true), 11, retention), Applied::Ignored, "older report");
+        assert_eq!(d.apply(&with(9, 7, true), 12, retention), Applied::Ignored, "another agent run's");
+        assert_eq!(crate::server::views::health(&d, None).state, HealthState::Unknown);
+        assert_eq!(d.apply(&with(4, 1, true), 13, retention), Applied::Fresh);
+        let view = crate::server::views::health(&d, None);
+        assert_eq!(view.state, HealthState::Failing);
+        assert!(view.reasons[0].starts_with("sensor silent"), "{:?}", view.reasons);
+        assert_eq!(view.sensor.map(|s| (s.frames, s.crc_errors)), Some((9, 1)));
+    }
 }
