@@ -156,6 +156,39 @@ async fn feed_inputs(
     }
 }
 
+/// Feeds samples the serial reader pushed to the active model, one inference each, as fast as
+/// they come (the queue in between drops the oldest when inference falls behind).
+async fn feed_pushed(
+    input: crate::sensor::SerialInput,
+    inference: InferenceHandle,
+    generations: Generations,
+    shutdown: CancellationToken,
+) {
+    let crate::sensor::SerialInput { shared, status_rx: _, tasks } = input;
+    let mut specs: Option<(ModelInfo, Vec<TensorSpec>)> = None;
+    loop {
+        let values = tokio::select! {
+            () = shutdown.cancelled() => break,
+            values = shared.queue.pop() => values,
+        };
+        let Some(active) = inference.active() else { continue };
+        if specs.as_ref().is_none_or(|(info, _)| *info != active) {
+            specs = input_specs(&generations, &active).map(|s| (active.clone(), s));
+        }
+        let Some((_, model_inputs)) = &specs else { continue };
+        let Some(tensors) = crate::input::tensors_from_values(model_inputs, values) else {
+            tracing::debug!("sensor frame does not fit the model's input shape; skipped");
+            continue;
+        };
+        if let Err(e) = inference.infer(tensors).await {
+            tracing::debug!(error = %e, "sensor inference failed");
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
 /// What a process that embeds agents (the simulator) plugs into one; a device uses the default.
 #[derive(Default)]
 pub struct Embedding {
@@ -222,6 +255,19 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
     }
 
     // Local API.
+    // Serial sensor input: started before the API and the link, which show its status.
+    let serial = match (&source, &settings.input) {
+        (None, InputSetting::Serial(serial)) => Some(crate::sensor::start(
+            crate::sensor::TokioSerial,
+            serial,
+            boot_id,
+            settings.health_interval,
+            clock,
+            shutdown.clone(),
+        )),
+        _ => None,
+    };
+
     let api = match settings.api_listen {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(address)
@@ -234,6 +280,7 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
             let status_state = state_rx.clone();
             let status_device = settings.device_id.clone();
             let status_drift = drift.clone();
+            let status_sensor = serial.as_ref().map(|input| input.live());
             let api_state = ApiState::new(inference.clone(), stats.clone()).with_drift(drift.clone()).with_agent_status(
                 move || {
                     let outbox = status_reports.outbox().stats();
@@ -244,6 +291,7 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
                         "mqtt": if *status_state.borrow() == LinkState::Connected { "connected" } else { "disconnected" },
                         "outbox": { "depth": outbox.depth, "bytes": outbox.bytes },
                         "drift": status_drift.status(),
+                        "sensor": status_sensor.as_ref().and_then(|live| serde_json::to_value(live(boot_id, clock.now_ms())).ok()),
                     })
                 },
             );
@@ -285,6 +333,7 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
         inbound_tx,
         chunk_rx: chunk_req_rx,
         state_tx,
+        sensor_rx: serial.as_ref().map(|input| input.status_rx.clone()),
     };
     let link = tokio::spawn(link::run(settings.clone(), boot_id, parts, shutdown.clone()));
 
@@ -446,6 +495,10 @@ pub async fn run_embedded(settings: Settings, shutdown: CancellationToken, embed
             shutdown.clone(),
         )),
         (None, InputSetting::None) => tokio::spawn(async {}),
+        (None, InputSetting::Serial(_)) => match serial {
+            Some(input) => tokio::spawn(feed_pushed(input, inference.clone(), generations.clone(), shutdown.clone())),
+            None => tokio::spawn(async {}),
+        },
     };
 
     shutdown.cancelled().await;

@@ -3,7 +3,8 @@
 //! A source turns the active model's input specs into tensors; the daemon feeds them to the
 //! inference worker at the configured rate. `SyntheticSource` (seeded uniform noise in
 //! [-1, 1), symbolic dimensions = 1) exercises a model on a bench and gives probation real
-//! traffic; serial sensor input will be another implementation.
+//! traffic; the serial sensor input (`crate::sensor`) pushes
+//! frames instead, through a bounded queue, and [`tensors_from_values`] shapes them.
 
 use edgefleet_protocol::tensor::{Dim, ElemType, Tensor, TensorData, TensorSpec};
 use rand::rngs::SmallRng;
@@ -30,6 +31,19 @@ impl<T: InputSource + ?Sized> InputSource for Box<T> {
     fn ground_truth(&self) -> Option<i64> {
         (**self).ground_truth()
     }
+}
+
+/// One sensor frame's values as the model's inputs: a model with one `f32` input whose fixed
+/// dimensions hold exactly `values.len()` elements (symbolic dimensions = 1), e.g. `[1, 8]`
+/// for an 8-feature frame. `None` when the model wants something else.
+pub fn tensors_from_values(specs: &[TensorSpec], values: Vec<f32>) -> Option<Vec<Tensor>> {
+    let [spec] = specs else { return None };
+    if spec.elem != ElemType::F32 {
+        return None;
+    }
+    let shape: Vec<u64> = spec.shape.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).collect();
+    let count = usize::try_from(shape.iter().product::<u64>()).ok()?;
+    (count == values.len()).then(|| vec![Tensor { shape, data: TensorData::F32(values) }])
 }
 
 /// Seeded random inputs shaped like the model's.
@@ -86,5 +100,15 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a[0].shape, vec![1, 8]);
         assert!(a[0].is_consistent());
+    }
+
+    #[test]
+    fn frame_values_fill_a_matching_input_only() {
+        let spec =
+            |elem, n| TensorSpec { name: "x".into(), elem, shape: vec![Dim::Symbolic("b".into()), Dim::Fixed(n)] };
+        let t = tensors_from_values(&[spec(ElemType::F32, 3)], vec![1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(t[0].shape, vec![1, 3]);
+        assert!(tensors_from_values(&[spec(ElemType::F32, 4)], vec![1.0, 2.0, 3.0]).is_none());
+        assert!(tensors_from_values(&[spec(ElemType::I64, 3)], vec![1.0, 2.0, 3.0]).is_none());
     }
 }

@@ -29,6 +29,7 @@ pub mod link;
 pub mod outbox;
 pub mod reporting;
 pub mod runtime;
+pub mod sensor;
 pub mod verify;
 
 /// This agent's version, compared with a manifest's `min_agent_version`.

@@ -76,6 +76,7 @@ pub(crate) fn run(args: UplinkStressArgs) -> anyhow::Result<()> {
             inbound_tx,
             chunk_rx,
             state_tx,
+            sensor_rx: None,
         };
         let link = tokio::spawn(link::run(settings, 1, parts, cancel.clone()));
         let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {

@@ -81,6 +81,7 @@ fn start(device: &str, namespace: &str, broker: &str, dir: &std::path::Path) -> 
         inbound_tx,
         chunk_rx,
         state_tx,
+        sensor_rx: None,
     };
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run(settings(device, namespace, broker, dir), 77, parts, cancel.clone()));

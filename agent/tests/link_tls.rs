@@ -171,6 +171,7 @@ async fn try_link(dir: &Path, port: u16, ca: &str) -> (bool, bool) {
         inbound_tx,
         chunk_rx,
         state_tx,
+        sensor_rx: None,
     };
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run(settings, 1, parts, cancel.clone()));

@@ -1,8 +1,12 @@
 //! Sensor firmware logic for Edgefleet, `no_std` and free of any board crate, so it builds for
 //! `thumbv7em-none-eabihf` and runs its tests on the host.
 //!
+//! - [`adxl345`]: a driver for the ADXL345 accelerometer, generic over embedded-hal 1.0 `I2c`.
 //! - [`features`]: turns a window of raw vibration samples into the feature vector the models
 //!   consume (mean, mean square, peak, crest-factor proxy, ...).
+//! - [`sim`]: a simulated ADXL345 on the same `I2c` trait, answering with synthesized vibration
+//!   (machine states and a drift switch), for boards and emulators without the part.
+//! - [`sensor`]: the main-loop step: sample through the driver, window, send features.
 //! - [`link`]: writes [`edgefleet_protocol::serial::SensorMessage`] frames to any
 //!   `embedded_io::Write` UART, counting what it could not send.
 //!
@@ -22,5 +26,8 @@
 //! ```
 #![cfg_attr(not(test), no_std)]
 
+pub mod adxl345;
 pub mod features;
 pub mod link;
+pub mod sensor;
+pub mod sim;

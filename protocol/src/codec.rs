@@ -41,6 +41,8 @@ pub enum MessageKind {
     SampleBatch = 0x06,
     /// [`crate::uplink::CommandAck`]
     CommandAck = 0x07,
+    /// [`crate::uplink::SensorStatus`]
+    SensorStatus = 0x08,
     /// [`crate::command::Command`]
     Command = 0x10,
     /// [`crate::transfer::ChunkRequest`]
@@ -51,7 +53,7 @@ pub enum MessageKind {
 
 impl MessageKind {
     /// Every kind, in byte order.
-    pub const ALL: [MessageKind; 10] = [
+    pub const ALL: [MessageKind; 11] = [
         MessageKind::Birth,
         MessageKind::Presence,
         MessageKind::Health,
@@ -59,6 +61,7 @@ impl MessageKind {
         MessageKind::DriftSummary,
         MessageKind::SampleBatch,
         MessageKind::CommandAck,
+        MessageKind::SensorStatus,
         MessageKind::Command,
         MessageKind::ChunkRequest,
         MessageKind::ChunkResponse,

@@ -45,6 +45,8 @@ pub enum TopicKind {
     Ack,
     /// `chunk/req`: package chunk requests.
     ChunkRequest,
+    /// `sensor`: the serial sensor link's status (retained latest value).
+    Sensor,
     /// `cmd`: commands to the device.
     Command,
     /// `chunk/resp`: package chunk responses.
@@ -53,7 +55,7 @@ pub enum TopicKind {
 
 impl TopicKind {
     /// Every kind.
-    pub const ALL: [TopicKind; 10] = [
+    pub const ALL: [TopicKind; 11] = [
         TopicKind::Birth,
         TopicKind::Presence,
         TopicKind::Health,
@@ -62,6 +64,7 @@ impl TopicKind {
         TopicKind::Samples,
         TopicKind::Ack,
         TopicKind::ChunkRequest,
+        TopicKind::Sensor,
         TopicKind::Command,
         TopicKind::ChunkResponse,
     ];
@@ -77,6 +80,7 @@ impl TopicKind {
             TopicKind::Samples => "samples",
             TopicKind::Ack => "ack",
             TopicKind::ChunkRequest => "chunk/req",
+            TopicKind::Sensor => "sensor",
             TopicKind::Command => "cmd",
             TopicKind::ChunkResponse => "chunk/resp",
         }
@@ -101,6 +105,7 @@ impl TopicKind {
             TopicKind::Samples => MessageKind::SampleBatch,
             TopicKind::Ack => MessageKind::CommandAck,
             TopicKind::ChunkRequest => MessageKind::ChunkRequest,
+            TopicKind::Sensor => MessageKind::SensorStatus,
             TopicKind::Command => MessageKind::Command,
             TopicKind::ChunkResponse => MessageKind::ChunkResponse,
         }
@@ -115,9 +120,10 @@ impl TopicKind {
         }
     }
 
-    /// Whether publishes carry the retain flag (only presence does).
+    /// Whether publishes carry the retain flag (presence and the sensor status: latest values
+    /// a subscriber needs at once).
     pub fn retained(self) -> bool {
-        matches!(self, TopicKind::Presence)
+        matches!(self, TopicKind::Presence | TopicKind::Sensor)
     }
 }
 
@@ -284,8 +290,9 @@ mod tests {
     #[test]
     fn filters() {
         let ns = Namespace::new("plant-3").unwrap();
-        assert_eq!(ns.fleet_filters().len(), 8);
+        assert_eq!(ns.fleet_filters().len(), 9);
         assert!(ns.fleet_filters().contains(&"plant-3/devices/+/health".to_string()));
+        assert!(ns.fleet_filters().contains(&"plant-3/devices/+/sensor".to_string()));
         let dev = DeviceId::new("d1").unwrap();
         assert_eq!(Topic::device_filters(&ns, &dev), vec!["plant-3/devices/d1/cmd", "plant-3/devices/d1/chunk/resp"]);
     }

@@ -339,3 +339,37 @@ fn chunk_request_and_response() {
         &[0x00, 0x03, 9, 8, 7],    // Data, length 3, bytes
     ]));
 }
+
+#[test]
+#[rustfmt::skip]
+fn sensor_status() {
+    let status = SensorStatus {
+        seq: 3,
+        boot_id: 9,
+        timestamp_ms: 1000,
+        sensor: Some(SensorInfo { sensor_id: 0x0386_0001, firmware_version: SemVer::new(0, 1, 0), channels: 8, sample_rate_hz: 50 }),
+        port_open: true,
+        since_last_frame_ms: Some(20),
+        silence_limit_ms: 5000,
+        silent: false,
+        counters: SensorLinkCounters {
+            frames: 300, samples: 297, crc_errors: 2, resyncs: 3, sequence_gaps: 2, queue_drops: 0, reconnects: 1,
+        },
+    };
+    check(status, &[
+        0x01, 0x08,                   // version 1, kind SensorStatus
+        0x03, 0x09,                   // seq 3, boot_id 9
+        0xe8, 0x07,                   // timestamp_ms 1000
+        0x01,                         // sensor: Some
+        0x81, 0x80, 0x98, 0x1c,       //   sensor_id 0x0386_0001 (varint: 01, 00, 18, 1c in 7-bit groups)
+        0x00, 0x01, 0x00,             //   firmware_version 0.1.0
+        0x08,                         //   channels 8 (u8 raw)
+        0x32,                         //   sample_rate_hz 50
+        0x01,                         // port_open true
+        0x01, 0x14,                   // since_last_frame_ms Some(20)
+        0x88, 0x27,                   // silence_limit_ms 5000
+        0x00,                         // silent false
+        0xac, 0x02, 0xa9, 0x02,       // frames 300, samples 297
+        0x02, 0x03, 0x02, 0x00, 0x01, // crc_errors, resyncs, sequence_gaps, queue_drops, reconnects
+    ]);
+}

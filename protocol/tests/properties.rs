@@ -20,6 +20,7 @@ fn decode_all(bytes: &[u8]) {
     let _ = decode::<DriftSummary>(bytes);
     let _ = decode::<SampleBatch>(bytes);
     let _ = decode::<CommandAck>(bytes);
+    let _ = decode::<SensorStatus>(bytes);
     let _ = decode::<Command>(bytes);
     let _ = decode::<ChunkRequest>(bytes);
     let _ = decode::<ChunkResponse>(bytes);
@@ -139,6 +140,18 @@ proptest! {
         let mut newer = bytes.clone();
         newer[0] = PROTOCOL_VERSION + 1;
         prop_assert_eq!(decode::<Command>(&newer).unwrap_err(), WireError::UnsupportedVersion { found: PROTOCOL_VERSION + 1, supported: PROTOCOL_VERSION });
+    }
+
+    #[test]
+    fn sensor_statuses_round_trip(seq in any::<u64>(), boot_id in any::<u64>(), hello in proptest::option::of((any::<u32>(), any::<u8>(), any::<u32>())), since in proptest::option::of(any::<u64>()), silent in any::<bool>(), counts in any::<[u64; 7]>()) {
+        let [frames, samples, crc_errors, resyncs, sequence_gaps, queue_drops, reconnects] = counts;
+        let status = SensorStatus {
+            seq, boot_id, timestamp_ms: seq ^ boot_id,
+            sensor: hello.map(|(sensor_id, channels, sample_rate_hz)| SensorInfo { sensor_id, firmware_version: SemVer::new(0, 1, 0), channels, sample_rate_hz }),
+            port_open: !silent, since_last_frame_ms: since, silence_limit_ms: 5_000, silent,
+            counters: SensorLinkCounters { frames, samples, crc_errors, resyncs, sequence_gaps, queue_drops, reconnects },
+        };
+        stable(&status)?;
     }
 
     #[test]

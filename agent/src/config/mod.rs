@@ -109,10 +109,14 @@ struct RawInput {
     source: String,
     rate_hz: f64,
     seed: u64,
+    device: String,
+    baud: u32,
+    silence_ms: u64,
+    queue: usize,
 }
 
 /// Where inference inputs come from besides the local API.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum InputSetting {
     /// Only the local API.
     None,
@@ -123,6 +127,22 @@ pub enum InputSetting {
         /// Generator seed.
         seed: u64,
     },
+    /// Feature frames from sensor firmware on a serial port (WIRE.md §7), pushed into the
+    /// active model as they arrive.
+    Serial(SerialSettings),
+}
+
+/// `[input] source = "serial"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialSettings {
+    /// The port, e.g. `/dev/ttyUSB0` (re-opened when it disappears and comes back).
+    pub device: PathBuf,
+    /// Line speed.
+    pub baud: u32,
+    /// A sensor without a valid frame for this long makes the device unhealthy.
+    pub silence: Duration,
+    /// Decoded samples waiting for inference; the oldest is dropped (and counted) beyond.
+    pub queue: usize,
 }
 
 /// How hardware was chosen.
@@ -300,7 +320,28 @@ impl RawConfig {
                 InputSetting::Synthetic { rate_hz: self.input.rate_hz, seed: self.input.seed }
             }
             "synthetic" => return Err(invalid("input.rate_hz", "must be above 0 and at most 10000")),
-            other => return Err(invalid("input.source", format!("{other:?}: expected none or synthetic"))),
+            "serial" => {
+                let i = &self.input;
+                if i.device.is_empty() {
+                    return Err(invalid("input.device", "must name the serial port, e.g. /dev/ttyUSB0"));
+                }
+                if !(300..=4_000_000).contains(&i.baud) {
+                    return Err(invalid("input.baud", "must be 300 to 4000000"));
+                }
+                if i.silence_ms < 100 {
+                    return Err(invalid("input.silence_ms", "must be at least 100"));
+                }
+                if !(1..=100_000).contains(&i.queue) {
+                    return Err(invalid("input.queue", "must be 1 to 100000"));
+                }
+                InputSetting::Serial(SerialSettings {
+                    device: PathBuf::from(&i.device),
+                    baud: i.baud,
+                    silence: Duration::from_millis(i.silence_ms),
+                    queue: i.queue,
+                })
+            }
+            other => return Err(invalid("input.source", format!("{other:?}: expected none, synthetic or serial"))),
         };
         Ok(Settings {
             device_id,

@@ -20,7 +20,7 @@ pub use uplink::{MemoryUplink, UplinkQueue};
 use edgefleet_protocol::command::Command;
 use edgefleet_protocol::topic::{Topic, TopicKind};
 use edgefleet_protocol::transfer::{ChunkRequest, ChunkResponse};
-use edgefleet_protocol::uplink::{Birth, OfflineReason, Presence, PresenceState};
+use edgefleet_protocol::uplink::{Birth, OfflineReason, Presence, PresenceState, SensorStatus};
 use edgefleet_protocol::{decode, encode};
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, Outgoing, QoS};
 use std::collections::{HashMap, VecDeque};
@@ -75,6 +75,9 @@ pub struct LinkParts {
     pub chunk_rx: mpsc::Receiver<ChunkRequest>,
     /// Connection state updates.
     pub state_tx: watch::Sender<LinkState>,
+    /// The serial sensor's status, when the input is a serial sensor: published (retained)
+    /// after every birth and whenever it changes.
+    pub sensor_rx: Option<watch::Receiver<SensorStatus>>,
 }
 
 struct Link {
@@ -138,6 +141,16 @@ impl Link {
         let online = Presence { state: PresenceState::Online, boot_id: self.boot_id };
         if let Ok(bytes) = encode(&online) {
             self.publish(TopicKind::Presence, bytes, None);
+        }
+        self.publish_sensor();
+    }
+
+    /// The latest sensor status, if the agent reads a sensor (a snapshot: when the request
+    /// channel is full, the next change or birth carries a newer one).
+    fn publish_sensor(&mut self) {
+        let Some(status) = self.parts.sensor_rx.as_mut().map(|rx| rx.borrow_and_update().clone()) else { return };
+        if let Ok(bytes) = encode(&status) {
+            self.publish(TopicKind::Sensor, bytes, None);
         }
     }
 
@@ -281,6 +294,17 @@ async fn drive(
     }
 }
 
+/// Resolves when the sensor status changed; never without a sensor (or once it is gone).
+async fn sensor_changed(rx: &mut Option<watch::Receiver<SensorStatus>>) -> Result<(), watch::error::RecvError> {
+    match rx {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Ok(()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the link until `cancel` fires, then says goodbye (retained `Offline(Shutdown)`).
 pub async fn run(settings: Settings, boot_id: u64, mut parts: LinkParts, cancel: CancellationToken) {
     let (client, mut eventloop) = match mqtt_options(&settings, boot_id) {
@@ -310,6 +334,7 @@ pub async fn run(settings: Settings, boot_id: u64, mut parts: LinkParts, cancel:
         sent_upto: HashMap::new(),
         connected: false,
     };
+    let mut sensor_rx = link.parts.sensor_rx.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -334,6 +359,7 @@ pub async fn run(settings: Settings, boot_id: u64, mut parts: LinkParts, cancel:
                 info!("birth requested by the fleet");
                 link.announce();
             }
+            Ok(()) = sensor_changed(&mut sensor_rx), if link.connected => link.publish_sensor(),
             () = wake.notified() => link.fill_window(),
             _ = tick.tick() => link.fill_window(),
         }

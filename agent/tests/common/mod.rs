@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 pub mod fleet;
 pub mod process;
+pub mod serial;
 
 /// The real broker every project machine runs.
 pub const MOSQUITTO: &str = "127.0.0.1:1883";

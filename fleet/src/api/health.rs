@@ -100,4 +100,41 @@ pub struct HealthView {
     /// Model drift per model name.
     #[serde(default)]
     pub drift: BTreeMap<String, ModelDriftState>,
+    /// The serial sensor link, for devices that read one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<SensorLink>,
+}
+
+/// A device's serial sensor link from its latest `SensorStatus` (WIRE.md §4.7a): counters are
+/// cumulative since the agent started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SensorLink {
+    /// Sensor id from its hello (hex), when one arrived.
+    pub sensor_id: Option<String>,
+    /// Sensor firmware version from its hello.
+    pub firmware_version: Option<String>,
+    /// Values per frame, from its hello.
+    pub channels: Option<u8>,
+    /// Whether the agent has the serial port open.
+    pub port_open: bool,
+    /// No valid frame for longer than the limit.
+    pub silent: bool,
+    /// Milliseconds since the last valid frame when the device reported (`None`: none yet).
+    pub since_last_frame_ms: Option<u64>,
+    /// The device's silence limit, ms.
+    pub silence_limit_ms: u64,
+    /// Valid frames.
+    pub frames: u64,
+    /// Frames that failed their CRC.
+    pub crc_errors: u64,
+    /// Bad frames the decoder dropped before resynchronizing.
+    pub resyncs: u64,
+    /// Sample frames that never arrived.
+    pub sequence_gaps: u64,
+    /// Samples dropped because inference fell behind.
+    pub queue_drops: u64,
+    /// Port re-opens.
+    pub reconnects: u64,
+    /// Device clock of the report, ms since the epoch.
+    pub reported_ms: u64,
 }

@@ -51,6 +51,9 @@ pub(crate) fn run(conn: &Conn, filter: Filter) -> Result<ExitCode> {
             models.join(" "),
             h.reasons.join("; ")
         );
+        if let Some(s) = &h.sensor {
+            println!("{:<24} {}", "", sensor_line(s));
+        }
     }
     println!(
         "{} device(s): {}",
@@ -58,4 +61,27 @@ pub(crate) fn run(conn: &Conn, filter: Filter) -> Result<ExitCode> {
         by_state.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of serial sensor link health under its device.
+fn sensor_line(s: &edgefleet::api::health::SensorLink) -> String {
+    let who = match (&s.sensor_id, &s.firmware_version) {
+        (Some(id), Some(version)) => format!("sensor {id} fw {version}"),
+        _ => "sensor (no hello yet)".to_string(),
+    };
+    let last = match s.since_last_frame_ms {
+        Some(ms) => format!("last frame {:.1} s ago", ms as f64 / 1000.0),
+        None => "no frame yet".to_string(),
+    };
+    format!(
+        "{who}: {} frames, {} CRC errors, {} resyncs, {} gaps, {} dropped, {} reconnects, {last}{}{}",
+        s.frames,
+        s.crc_errors,
+        s.resyncs,
+        s.sequence_gaps,
+        s.queue_drops,
+        s.reconnects,
+        if s.port_open { "" } else { ", port closed" },
+        if s.silent { ", SILENT" } else { "" },
+    )
 }

@@ -397,7 +397,7 @@ impl Core {
             Uplink::Birth(_) => self.driver.on_birth(&device, now, ids),
             Uplink::Deployment(status) => self.driver.on_deployment(&device, status, now, ids),
             Uplink::Ack(ack) => self.driver.on_ack(&device, ack, now, ids),
-            Uplink::Health(_) => {
+            Uplink::Health(_) | Uplink::Sensor(_) => {
                 self.health_arrived = true;
                 return;
             }

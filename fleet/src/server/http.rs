@@ -228,6 +228,7 @@ pub fn router(state: HttpState) -> Router {
         health::HealthState,
         health::ModelFigures,
         health::ModelDriftState,
+        health::SensorLink,
         health::HealthView,
         drift::DriftState,
         drift::DriftingFeature,

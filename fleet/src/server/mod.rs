@@ -36,6 +36,7 @@ pub mod registry;
 pub mod requests;
 pub mod rollouts;
 pub mod selector;
+pub mod sensor_health;
 pub mod store;
 pub mod views;
 

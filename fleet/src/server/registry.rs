@@ -7,7 +7,7 @@ use edgefleet_protocol::hardware::HardwareClass;
 use edgefleet_protocol::topic::TopicKind;
 use edgefleet_protocol::uplink::{
     AckResult, Birth, CommandAck, DeploymentState, DeploymentStatus, DriftSummary, Health, ModelHealth, Presence,
-    PresenceState, SampleBatch,
+    PresenceState, SampleBatch, SensorStatus,
 };
 use edgefleet_protocol::{DeviceId, WireError, decode};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,8 @@ pub enum Uplink {
     Drift(Box<DriftSummary>),
     /// Sampled raw records.
     Samples(Box<SampleBatch>),
+    /// The serial sensor link of a device that reads one (latest value, retained).
+    Sensor(Box<SensorStatus>),
 }
 
 /// Decodes the payload of an uplink topic (`None` for streams the registry does not keep).
@@ -42,6 +44,7 @@ pub fn decode_uplink(kind: TopicKind, payload: &[u8]) -> Result<Option<Uplink>, 
         TopicKind::Ack => Uplink::Ack(decode(payload)?),
         TopicKind::Drift => Uplink::Drift(Box::new(decode(payload)?)),
         TopicKind::Samples => Uplink::Samples(Box::new(decode(payload)?)),
+        TopicKind::Sensor => Uplink::Sensor(Box::new(decode(payload)?)),
         _ => return Ok(None),
     }))
 }
@@ -136,6 +139,10 @@ pub struct DeviceRecord {
     /// Messages the fleet refused from this device, and whether it is flagged for them.
     #[serde(default)]
     pub quarantine: Quarantine,
+    /// The latest sensor link status of the current agent run, for devices that read a serial
+    /// sensor (WIRE.md §4.7a).
+    #[serde(default)]
+    pub sensor: Option<SensorStatus>,
 }
 
 /// What an uplink message did to the registry.
@@ -177,6 +184,7 @@ impl DeviceRecord {
             last_seq: BTreeMap::new(),
             received: BTreeMap::new(),
             quarantine: Quarantine::default(),
+            sensor: None,
         }
     }
 
@@ -214,6 +222,11 @@ impl DeviceRecord {
             Uplink::Ack(a) => self.fresh("ack", a.seq),
             Uplink::Drift(d) => self.fresh("drift", d.seq),
             Uplink::Samples(b) => self.fresh("samples", b.seq),
+            // A latest value per agent run: only the current run's, and only newer ones.
+            Uplink::Sensor(s) => {
+                s.boot_id == self.boot_id
+                    && self.sensor.as_ref().is_none_or(|c| c.boot_id != s.boot_id || s.seq > c.seq)
+            }
         };
         if !fresh {
             return Applied::Ignored;
@@ -221,6 +234,9 @@ impl DeviceRecord {
         self.last_seen_ms = self.last_seen_ms.max(now_ms);
         match uplink {
             Uplink::Birth(b) => {
+                if b.boot_id != self.boot_id {
+                    self.sensor = None;
+                }
                 self.boot_id = b.boot_id;
                 self.hardware = Some(b.hardware.class);
                 self.hardware_detail = hardware_detail(b);
@@ -280,6 +296,7 @@ impl DeviceRecord {
                     retention.history,
                 );
             }
+            Uplink::Sensor(s) => self.sensor = Some((**s).clone()),
             Uplink::Ack(_) | Uplink::Drift(_) | Uplink::Samples(_) => {}
         }
         Applied::Fresh

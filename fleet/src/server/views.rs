@@ -253,6 +253,7 @@ pub fn health(d: &DeviceRecord, model: Option<&str>) -> HealthView {
         state = Failing;
         reasons.insert(0, format!("flagged: {}", flag.reason));
     }
+    super::sensor_health::judge(d, &mut state, &mut reasons);
     HealthView {
         device: d.id.clone(),
         hardware: d.hardware,
@@ -264,6 +265,7 @@ pub fn health(d: &DeviceRecord, model: Option<&str>) -> HealthView {
         outbox_depth: latest.map(|h| h.outbox_depth),
         last_seen_ms: d.last_seen_ms,
         drift: BTreeMap::new(),
+        sensor: d.sensor.as_ref().map(super::sensor_health::view),
     }
 }
 

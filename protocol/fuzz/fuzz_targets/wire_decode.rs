@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
     check::<DriftSummary>(data);
     check::<SampleBatch>(data);
     check::<CommandAck>(data);
+    check::<SensorStatus>(data);
     check::<Command>(data);
     check::<ChunkRequest>(data);
     check::<ChunkResponse>(data);

@@ -13,6 +13,7 @@ mod drift;
 mod health;
 mod presence;
 mod samples;
+mod sensor;
 
 pub use ack::{AckResult, CommandAck};
 pub use birth::{ActiveModel, Birth};
@@ -21,3 +22,4 @@ pub use drift::{DriftSummary, FeatureSummary, Feedback};
 pub use health::{Health, ModelHealth};
 pub use presence::{OfflineReason, Presence, PresenceState};
 pub use samples::{SampleBatch, SampleRecord};
+pub use sensor::{SensorInfo, SensorLinkCounters, SensorStatus};
