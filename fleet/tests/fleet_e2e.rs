@@ -11,12 +11,10 @@ mod common;
 
 use common::*;
 use edgefleet::client::Client;
-use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_protocol::encode;
 use edgefleet_protocol::hardware::HardwareClass::{Cpu, Gpu};
 use edgefleet_protocol::uplink::{OfflineReason, Presence, PresenceState};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 fn plan(version_seq: u64) -> Value {
     json!({
@@ -33,26 +31,6 @@ fn plan(version_seq: u64) -> Value {
         "probation": "1s",
         "probation_min_inferences": 1000,
     })
-}
-
-/// A fleet manager in this process (embedded broker, or `mqtt_url`), trusting [`key`].
-async fn start_server(
-    dir: &std::path::Path,
-    namespace: &str,
-    mqtt_url: Option<&str>,
-) -> (edgefleet::server::Running, CancellationToken) {
-    let flags = Overrides {
-        data_dir: Some(dir.join("fleet")),
-        http_listen: Some("127.0.0.1:0".into()),
-        mqtt_listen: mqtt_url.is_none().then(|| "127.0.0.1:0".into()),
-        mqtt_url: mqtt_url.map(str::to_string),
-        trust_store: Some(trust_file(dir)),
-    };
-    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.to_string())];
-    let shutdown = CancellationToken::new();
-    let server =
-        edgefleet::server::start(ServeConfig::load(None, env, &flags).unwrap(), shutdown.clone()).await.unwrap();
-    (server, shutdown)
 }
 
 fn track<'a>(rollout: &'a Value, hw: &str) -> &'a Value {

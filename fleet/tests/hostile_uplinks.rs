@@ -15,7 +15,6 @@ mod common;
 
 use common::*;
 use edgefleet::client::Client;
-use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_protocol::encode;
 use edgefleet_protocol::hardware::HardwareClass::Cpu;
 use edgefleet_protocol::uplink::Health;
@@ -23,28 +22,8 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const MOSQUITTO: &str = "mqtt://127.0.0.1:1883";
-
-async fn start_server(
-    dir: &Path,
-    namespace: &str,
-    mqtt_url: Option<&str>,
-) -> (edgefleet::server::Running, CancellationToken) {
-    let flags = Overrides {
-        data_dir: Some(dir.join("fleet")),
-        http_listen: Some("127.0.0.1:0".into()),
-        mqtt_listen: mqtt_url.is_none().then(|| "127.0.0.1:0".into()),
-        mqtt_url: mqtt_url.map(str::to_string),
-        trust_store: Some(trust_file(dir)),
-    };
-    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.to_string())];
-    let shutdown = CancellationToken::new();
-    let server =
-        edgefleet::server::start(ServeConfig::load(None, env, &flags).unwrap(), shutdown.clone()).await.unwrap();
-    (server, shutdown)
-}
 
 fn host_port(url: &str) -> (String, u16) {
     let (host, port) = url.trim_start_matches("mqtt://").rsplit_once(':').unwrap();

@@ -295,3 +295,27 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A fleet manager in this process (embedded broker, or `mqtt_url`), trusting [`key`].
+pub async fn start_server(
+    dir: &std::path::Path,
+    namespace: &str,
+    mqtt_url: Option<&str>,
+) -> (edgefleet::server::Running, CancellationToken) {
+    let flags = edgefleet::server::config::Overrides {
+        data_dir: Some(dir.join("fleet")),
+        http_listen: Some("127.0.0.1:0".into()),
+        mqtt_listen: mqtt_url.is_none().then(|| "127.0.0.1:0".into()),
+        mqtt_url: mqtt_url.map(str::to_string),
+        trust_store: Some(trust_file(dir)),
+    };
+    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.to_string())];
+    let shutdown = CancellationToken::new();
+    let server = edgefleet::server::start(
+        edgefleet::server::config::ServeConfig::load(None, env, &flags).unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    (server, shutdown)
+}
