@@ -334,7 +334,9 @@ mod tests {
             (HardwareClass::Gpu, Precision::Fp16, PathBuf::from("m.onnx"))
         );
         assert_eq!("cpu=a=b.onnx".parse::<ModelArg>().unwrap().path, PathBuf::from("a=b.onnx"));
-        assert_eq!("npu:int8=x".parse::<ModelArg>().unwrap().class, HardwareClass::Accelerator);
+        assert_eq!("accelerator:int8=x".parse::<ModelArg>().unwrap().class, HardwareClass::Accelerator);
+        let tpu = "tpu=x".parse::<ModelArg>().unwrap_err();
+        assert!(tpu.contains("class \"accelerator\""), "{tpu}");
         assert!("tpu9=x".parse::<ModelArg>().is_err());
         assert!("cpu:fp8=x".parse::<ModelArg>().is_err());
         assert!("model.onnx".parse::<ModelArg>().is_err());

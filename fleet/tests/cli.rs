@@ -75,7 +75,7 @@ fn build_then_inspect_with_trust() {
     let value: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
     assert_eq!(value["signature_checked"], true);
     assert_eq!(value["package_id"], built["package_id"]);
-    assert_eq!(value["manifest"]["variants"][1]["precision"], "Fp16");
+    assert_eq!(value["manifest"]["variants"][1]["precision"], "fp16");
 
     let plain = edgefleet(&["package", "inspect", package.to_str().unwrap()]);
     assert!(text(&plain).contains("NOT checked"), "{}", text(&plain));

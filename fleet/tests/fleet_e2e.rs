@@ -104,18 +104,18 @@ async fn staged_rollouts_with_gates_per_hardware_track_on_fifty_agents() {
             .await
             .unwrap();
     assert_eq!(track(&promoted, "gpu")["stage"], 2);
-    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 180, |r| status(r) != "Running").await;
-    assert_eq!(status(&done), "Completed", "{done:#}");
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 180, |r| status(r) != "running").await;
+    assert_eq!(status(&done), "completed", "{done:#}");
     let all = get(&client, "/v1/devices").await;
     assert_eq!(versions(&all, "vibration-mlp").get("2"), Some(&50), "{all:#}");
 
     // v3: the GPU variant is bad (fails validation on GPU devices); the CPU variant is good.
     push(&client, package(3, &[(Cpu, &good), (Gpu, &faulty)])).await.unwrap();
     let id3 = post(&client, "/v1/rollouts", plan(3)).await.unwrap()["id"].as_u64().unwrap();
-    let r3 = wait_for(&client, &format!("/v1/rollouts/{id3}"), 180, |r| status(r) != "Running").await;
-    assert_eq!(status(&r3), "Stopped", "{r3:#}");
+    let r3 = wait_for(&client, &format!("/v1/rollouts/{id3}"), 180, |r| status(r) != "running").await;
+    assert_eq!(status(&r3), "stopped", "{r3:#}");
     assert_eq!(track(&r3, "cpu")["phase"], "done");
-    assert!(track(&r3, "gpu")["phase"].as_str().unwrap().starts_with("failed"), "{r3:#}");
+    assert!(track(&r3, "gpu")["phase"].as_str().unwrap().starts_with("gate failed"), "{r3:#}");
     assert_eq!(track(&r3, "gpu")["counts"]["failed"], 2, "stopped after the canary: {r3:#}");
     assert_eq!(track(&r3, "gpu")["counts"]["pending"], 8);
     let reasons = r3["failure_reasons"].as_object().unwrap();
@@ -129,14 +129,14 @@ async fn staged_rollouts_with_gates_per_hardware_track_on_fifty_agents() {
     post(&client, &format!("/v1/rollouts/{id3}/rollback"), json!({"reason": "customer report"})).await.unwrap();
     wait_for(&client, "/v1/devices", 120, |d| versions(d, "vibration-mlp").get("2") == Some(&50)).await;
     let r3 = get(&client, &format!("/v1/rollouts/{id3}")).await;
-    assert_eq!(status(&r3), "RolledBack");
-    assert_eq!(track(&r3, "cpu")["counts"]["rolledback"], 40);
+    assert_eq!(status(&r3), "rolled_back");
+    assert_eq!(track(&r3, "cpu")["counts"]["rolled_back"], 40);
 
     // v4 is bad everywhere: each track's canary fails its gate and nothing else is touched.
     push(&client, package(4, &[(Cpu, &faulty), (Gpu, &faulty)])).await.unwrap();
     let id4 = post(&client, "/v1/rollouts", plan(4)).await.unwrap()["id"].as_u64().unwrap();
-    let r4 = wait_for(&client, &format!("/v1/rollouts/{id4}"), 120, |r| status(r) != "Running").await;
-    assert_eq!(status(&r4), "Stopped");
+    let r4 = wait_for(&client, &format!("/v1/rollouts/{id4}"), 120, |r| status(r) != "running").await;
+    assert_eq!(status(&r4), "stopped");
     assert_eq!(track(&r4, "cpu")["counts"]["failed"], 8, "{r4:#}");
     assert_eq!(track(&r4, "cpu")["counts"]["pending"], 32);
     let evidence = &track(&r4, "cpu")["last_decision"]["evidence"];
@@ -152,8 +152,8 @@ async fn staged_rollouts_with_gates_per_hardware_track_on_fifty_agents() {
     p5["probation_min_inferences"] = json!(3);
     p5["probation_max_p99_us"] = json!(1);
     let id5 = post(&client, "/v1/rollouts", p5).await.unwrap()["id"].as_u64().unwrap();
-    let r5 = wait_for(&client, &format!("/v1/rollouts/{id5}"), 120, |r| status(r) != "Running").await;
-    assert_eq!(status(&r5), "Stopped", "{r5:#}");
+    let r5 = wait_for(&client, &format!("/v1/rollouts/{id5}"), 120, |r| status(r) != "running").await;
+    assert_eq!(status(&r5), "stopped", "{r5:#}");
     assert_eq!(track(&r5, "cpu")["counts"]["failed"], 8, "{r5:#}");
     let reasons = r5["failure_reasons"].as_object().unwrap();
     assert!(reasons.keys().all(|k| k.contains("probation")), "{reasons:?}");
@@ -202,8 +202,8 @@ async fn works_against_an_external_mosquitto_broker() {
     p["stages"] = json!("50%,100%");
     p["max_failure_rate"] = json!("45%");
     let id = post(&client, "/v1/rollouts", p).await.unwrap()["id"].as_u64().unwrap();
-    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| status(r) != "Running").await;
-    assert_eq!(status(&done), "Completed", "{done:#}");
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| status(r) != "running").await;
+    assert_eq!(status(&done), "completed", "{done:#}");
     assert_eq!(versions(&get(&client, "/v1/devices").await, "vibration-mlp").get("2"), Some(&8));
     agents.stop().await;
     shutdown.cancel();
@@ -228,7 +228,7 @@ async fn devices_born_before_the_fleet_manager_subscribed(broker: &str, namespac
     let client = Client::new(&format!("http://{}", server.http_addr), "frank");
     let known = wait_for(&client, "/v1/devices", 30, |d| {
         let d = d.as_array().unwrap();
-        d.len() == 3 && d.iter().all(|d| d["online"] == true && d["hardware"] == "Cpu")
+        d.len() == 3 && d.iter().all(|d| d["online"] == true && d["hardware"] == "cpu")
     })
     .await;
     assert_eq!(known.as_array().unwrap().len(), 3);
@@ -316,8 +316,8 @@ async fn a_latency_regression_against_the_control_cohort_stops_the_release_and_r
     let mut p = plan(2);
     p["stages"] = json!("100%");
     let id = post(&client, "/v1/rollouts", p).await.unwrap()["id"].as_u64().unwrap();
-    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 60, |r| status(r) != "Running").await;
-    assert_eq!(status(&done), "Completed", "{done:#}");
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 60, |r| status(r) != "running").await;
+    assert_eq!(status(&done), "completed", "{done:#}");
 
     // v3: a much deeper network (same inputs and outputs, valid golden vectors, installs
     // fine) — its p99 is far above the old version's on the same devices. (The wide 1 MB
@@ -333,16 +333,16 @@ async fn a_latency_regression_against_the_control_cohort_stops_the_release_and_r
     p["max_error_rate_increase"] = json!("5%");
     p["min_inferences"] = json!(60);
     let id = post(&client, "/v1/rollouts", p).await.unwrap()["id"].as_u64().unwrap();
-    let r = wait_for(&client, &format!("/v1/rollouts/{id}"), 90, |r| status(r) != "Running").await;
-    assert_eq!(status(&r), "Stopped", "{r:#}");
+    let r = wait_for(&client, &format!("/v1/rollouts/{id}"), 90, |r| status(r) != "running").await;
+    assert_eq!(status(&r), "stopped", "{r:#}");
     let decision = &track(&r, "cpu")["last_decision"];
     assert_eq!(decision["decision"], "gate failed: rolled back", "{r:#}");
     assert_eq!(track(&r, "cpu")["stage"], 1, "caught at the canary stage: {r:#}");
     let health = &decision["evidence"]["health"];
-    assert_eq!(health["verdict"], "Regressed", "{health:#}");
+    assert_eq!(health["verdict"], "regressed", "{health:#}");
     assert!(health["p99_ratio"].as_f64().unwrap() > 1.5, "{health:#}");
     assert_eq!(health["control"]["devices"], 7, "{health:#}");
-    assert_eq!(track(&r, "cpu")["counts"]["rolledback"], 3, "{r:#}");
+    assert_eq!(track(&r, "cpu")["counts"]["rolled_back"], 3, "{r:#}");
     // The three canaries went back to v2; the other seven never left it.
     wait_for(&client, "/v1/devices", 60, |d| versions(d, "vibration-mlp").get("2") == Some(&10)).await;
     // With nobody left on v3 the scorecard still compares latency (the gate's figures when the

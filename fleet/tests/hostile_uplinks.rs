@@ -91,7 +91,7 @@ async fn attack(broker: &str, namespace: &str, devices: usize, pairs: usize) {
 
 /// Waits until the device list has `id` with its hardware class (its birth arrived).
 async fn wait_born(client: &Client, id: &str) {
-    let born = |d: &Value| d.as_array().unwrap().iter().any(|d| d["id"] == id && d["hardware"] == "Cpu");
+    let born = |d: &Value| d.as_array().unwrap().iter().any(|d| d["id"] == id && d["hardware"] == "cpu");
     wait_for(client, "/v1/devices", 60, born).await;
 }
 
@@ -132,8 +132,8 @@ async fn survives(broker: Option<&str>, hostile: usize, pairs: usize) {
     let id = post(&client, "/v1/rollouts", plan).await.unwrap()["id"].as_u64().unwrap();
     attacking.await.unwrap();
 
-    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| status(r) != "Running").await;
-    assert_eq!(status(&done), "Completed", "{done:#}");
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| status(r) != "running").await;
+    assert_eq!(status(&done), "completed", "{done:#}");
     let all_refused = wait_for(&client, "/v1/status", 60, |s| refused(s) >= pairs as u64).await;
     assert_eq!(refused(&all_refused), pairs as u64, "every malformed half was refused, once: {all_refused:#}");
     // The valid halves were ingested, in order with the malformed ones.
@@ -346,8 +346,8 @@ async fn fuzz_while_rolling_out(broker: Option<&str>) {
     let id = post(&client, "/v1/rollouts", plan).await.unwrap()["id"].as_u64().unwrap();
     let sent = fuzzing.await.unwrap();
     assert_eq!(sent, 400 * 8);
-    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| status(r) != "Running").await;
-    assert_eq!(status(&done), "Completed", "{done:#}");
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| status(r) != "running").await;
+    assert_eq!(status(&done), "completed", "{done:#}");
     let after = get(&client, "/v1/status").await;
     assert!(refused(&after) > 100, "most mutations are refused: {after:#}");
 
@@ -404,4 +404,38 @@ fn the_fuzz_seeds_are_todays_valid_uplinks() {
         let kind = edgefleet_protocol::topic::TopicKind::ALL.into_iter().find(|k| k.leaf() == leaf).unwrap();
         assert!(edgefleet::server::registry::decode_uplink(kind, &payload).unwrap().is_some());
     }
+}
+
+/// Two real agents configured with one device id (each with its own data dir, so its own boot
+/// id) take the MQTT session from each other; the fleet reports the duplicate and keeps the
+/// agent it heard from first instead of following whichever spoke last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_with_one_device_id_are_reported_as_a_duplicate_and_the_first_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let namespace = unique_namespace();
+    let (server, shutdown) = start_server(dir.path(), &namespace, None).await;
+    let client = Client::new(&format!("http://{}", server.http_addr), "ops");
+    let twin = devices("twin", 1, Cpu);
+    let first = Agents::start(dir.path(), &server.mqtt_url, &namespace, &twin);
+    wait_born(&client, "twin-00").await;
+    let born = get(&client, "/v1/devices/twin-00").await;
+    let first_boot = born["boot_id"].as_u64().unwrap();
+    let second = Agents::start(elsewhere.path(), &server.mqtt_url, &namespace, &twin);
+    let duplicate = |h: &Value| {
+        h[0]["reasons"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r.as_str().unwrap().starts_with("duplicate device id")))
+    };
+    let health = wait_for(&client, "/v1/health?device=twin-00", 120, duplicate).await;
+    assert_eq!(health[0]["state"], "failing", "{health:#}");
+    let shown = get(&client, "/v1/devices/twin-00").await;
+    assert_eq!(shown["boots"]["duplicate"]["kept"], first_boot, "{shown:#}");
+    assert_eq!(shown["boot_id"], first_boot, "the registry follows the first agent: {shown:#}");
+    let audit = get(&client, "/v1/audit?limit=1000").await;
+    let found = audit.as_array().unwrap().iter().filter(|e| e["action"] == "device.duplicate").count();
+    assert_eq!(found, 1, "{audit:#}");
+    second.stop().await;
+    first.stop().await;
+    shutdown.cancel();
 }

@@ -1,7 +1,7 @@
 //! What an operator sees: a scripted session of the real `edgefleet` binary against a running
 //! `edgefleet serve` with real agents, in text and `--json`. Every output is scanned for Rust
 //! debug renderings (`Some(`, `Number(`, `Array [`, `{"Accelerator":2}`, CamelCase enum words in
-//! sentences), and the documented exit codes are checked: a rollout that completed 0, failed or
+//! sentences or as JSON values), and the documented exit codes are checked: a rollout that completed 0, failed or
 //! rolled back 1, usage 2, aborted 3; an unknown model is the same error and code in every
 //! command, and `--json` errors are `{"error": ...}` on stderr.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -83,7 +83,14 @@ fn debug_renderings(text: &str, json: bool) -> Vec<String> {
             found.push(format!("{{\"{word}\":"));
         }
     }
-    if !json {
+    if json {
+        // One casing for enum values in JSON: `"cpu"`, `"rolled_back"`, never `"Cpu"`.
+        for word in ENUM_WORDS {
+            if text.contains(&format!("\"{word}\"")) {
+                found.push(format!("\"{word}\" (JSON enum values are lower case)"));
+            }
+        }
+    } else {
         // Words in sentences: quoted JSON strings (an audit entry's stored detail) are values,
         // not sentences.
         let mut bare = String::new();
@@ -284,7 +291,8 @@ fn the_scan_catches_debug_renderings() {
     assert!(!debug_renderings("rollout 3 is Paused: cannot pause it", false).is_empty());
     assert!(!debug_renderings("held (InsufficientInferences)", false).is_empty());
     assert!(debug_renderings("rollout 1 vibration-mlp@2: rolled back (3 devices)", false).is_empty());
-    assert!(debug_renderings("{\"hardware\": \"Cpu\", \"status\": \"RolledBack\"}", true).is_empty());
+    assert!(!debug_renderings("{\"hardware\": \"Cpu\", \"status\": \"RolledBack\"}", true).is_empty());
+    assert!(debug_renderings("{\"hardware\": \"cpu\", \"status\": \"rolled_back\"}", true).is_empty());
 }
 
 #[test]

@@ -47,8 +47,8 @@ async fn sigkill_mid_stage_then_restart_resumes_the_rollout_and_keeps_acknowledg
     serve.ready(&client).await;
     let before = get(&client, &path).await;
     assert_eq!(before["tracks"][0]["stage"], 1, "resumed in the stage it was killed in: {before:#}");
-    let done = wait_for(&client, &path, 120, |r| status(r) != "Running").await;
-    assert_eq!(status(&done), "Completed", "{done:#}");
+    let done = wait_for(&client, &path, 120, |r| status(r) != "running").await;
+    assert_eq!(status(&done), "completed", "{done:#}");
     assert_eq!(done["tracks"][0]["counts"]["committed"], 8);
     let all = wait_for(&client, "/v1/devices", 60, |d| versions(d, "vibration-mlp").get("2") == Some(&8)).await;
     let labelled = all.as_array().unwrap().iter().find(|d| d["id"] == "edge-03").unwrap();
@@ -56,6 +56,13 @@ async fn sigkill_mid_stage_then_restart_resumes_the_rollout_and_keeps_acknowledg
     let audit = get(&client, "/v1/audit").await;
     assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "rollout.completed"));
     assert_eq!(get(&client, "/v1/audit/verify").await["ok"], true);
+    // `serve` logs each decision once, in words, without colour codes (its stderr is a file).
+    let log = std::fs::read_to_string(dir.path().join("fleet.log")).unwrap();
+    let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(lines(&format!("rollout {id} cpu: gate passed, stage 2 (committed 4")), 1, "{log}");
+    assert_eq!(lines(&format!("rollout {id} cpu: last gate passed, track done")), 1, "{log}");
+    assert_eq!(lines(&format!("rollout {id}: completed")), 1, "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file: {log}");
     agents.stop().await;
 }
 
@@ -150,8 +157,8 @@ async fn hostile_mqtt_clients_leave_the_broker_and_the_fleet_serving_every_other
     let plan = json!({"model": "vibration-mlp", "version_seq": 2, "stages": "100%", "bake": "0s",
         "max_failure_rate": "50%", "min_sample": 1, "probation": "1s"});
     let id = post(&client, "/v1/rollouts", plan).await.unwrap()["id"].as_u64().unwrap();
-    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 60, |r| status(r) != "Running").await;
-    assert_eq!(status(&done), "Completed", "{done:#}");
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 60, |r| status(r) != "running").await;
+    assert_eq!(status(&done), "completed", "{done:#}");
     assert!(serve.alive());
     drop(idle);
     newcomer.stop().await;

@@ -8,14 +8,19 @@ use serde::{Deserialize, Serialize};
 /// The class of compute a model variant targets and a device offers.
 ///
 /// Wire form: varint variant index (`Cpu` = 0, `Gpu` = 1, `Accelerator` = 2).
-/// Text form: `cpu`, `gpu`, `accelerator` (`npu` accepted as an alias).
+/// Text form (and JSON form): `cpu`, `gpu`, `accelerator`; one name each, so what an operator
+/// types is what every table and document shows (`npu` or `tpu` is refused with a hint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum HardwareClass {
     /// General-purpose CPU (every device has one).
+    // The capitalised aliases read records written before the JSON form was lowercased.
+    #[serde(rename = "cpu", alias = "Cpu")]
     Cpu,
     /// A CUDA-capable GPU.
+    #[serde(rename = "gpu", alias = "Gpu")]
     Gpu,
     /// A neural accelerator (NPU, TPU, DSP), identified by [`AcceleratorInfo::kind`].
+    #[serde(rename = "accelerator", alias = "Accelerator")]
     Accelerator,
 }
 
@@ -45,7 +50,19 @@ pub struct UnknownHardwareClass(pub String);
 
 impl fmt::Display for UnknownHardwareClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown hardware class {:?} (expected cpu, gpu or accelerator/npu)", self.0)
+        match self.0.trim().to_ascii_lowercase().as_str() {
+            "npu" | "tpu" | "dsp" | "vpu" => write!(
+                f,
+                "unknown hardware class {:?}: neural accelerators (NPU, TPU, DSP) are class \"accelerator\" (expected cpu, gpu or accelerator)",
+                self.0
+            ),
+            "cuda" => write!(
+                f,
+                "unknown hardware class {:?}: CUDA GPUs are class \"gpu\" (expected cpu, gpu or accelerator)",
+                self.0
+            ),
+            _ => write!(f, "unknown hardware class {:?} (expected cpu, gpu or accelerator)", self.0),
+        }
     }
 }
 
@@ -57,8 +74,8 @@ impl FromStr for HardwareClass {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "cpu" => Ok(HardwareClass::Cpu),
-            "gpu" | "cuda" => Ok(HardwareClass::Gpu),
-            "accelerator" | "npu" | "tpu" => Ok(HardwareClass::Accelerator),
+            "gpu" => Ok(HardwareClass::Gpu),
+            "accelerator" => Ok(HardwareClass::Accelerator),
             _ => Err(UnknownHardwareClass(s.into())),
         }
     }
@@ -68,14 +85,19 @@ impl FromStr for HardwareClass {
 ///
 /// Wire form: varint variant index in declaration order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Precision {
     /// 32-bit float.
+    #[serde(alias = "Fp32")]
     Fp32,
     /// 16-bit float.
+    #[serde(alias = "Fp16")]
     Fp16,
     /// bfloat16.
+    #[serde(alias = "Bf16")]
     Bf16,
     /// 8-bit integer (quantized).
+    #[serde(alias = "Int8")]
     Int8,
 }
 

@@ -57,8 +57,8 @@ CHUNK = 64 * 1024  # streaming read size: memory use independent of blob size
 
 # enum tables, indices from 0 (PACKAGE.md section 3)
 ELEM_TYPES = ["F32", "F16", "F64", "I8", "U8", "I16", "I32", "I64", "Bool"]
-HARDWARE_CLASSES = ["Cpu", "Gpu", "Accelerator"]
-PRECISIONS = ["Fp32", "Fp16", "Bf16", "Int8"]
+HARDWARE_CLASSES = ["cpu", "gpu", "accelerator"]
+PRECISIONS = ["fp32", "fp16", "bf16", "int8"]
 # TensorData variants: name, element decoder name
 TENSOR_DATA = ["F32", "I64", "I32", "U8", "I8", "Bool"]
 

@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! cargo bench -p edgefleet-sim --bench scale -- --devices 1000,5000,10000 [--package small|wide]
-//!     [--rate-hz 1] [--health-secs 10] [--watch-secs 60] [--mix cpu=70,gpu=20,npu=10]
+//!     [--rate-hz 1] [--health-secs 10] [--watch-secs 60] [--mix cpu=70,gpu=20,accelerator=10]
 //!     [--per-process 5000]
 //! ```
 #![allow(clippy::print_stdout)]
@@ -28,7 +28,7 @@ use edgefleet::api::rollouts::{CreateRolloutResponse, OperateRequest, RolloutDet
 use edgefleet::api::status::StatusResponse;
 use edgefleet::client::Client;
 use edgefleet::keys;
-use edgefleet::rollout::RolloutStatus;
+use edgefleet::rollout::{HoldReason, RolloutStatus};
 use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_protocol::codec::decode;
 use edgefleet_protocol::uplink::Health;
@@ -271,7 +271,7 @@ async fn run_size(devices: usize, package_kind: &str, mix: Mix) -> Result<Row> {
         }
         // Small canaries (1% of a small track) hold "inconclusive"; promote them as an operator would.
         for t in &r.tracks {
-            if t.phase.starts_with("held: failure rate in") {
+            if t.held == Some(HoldReason::Inconclusive) {
                 let body = OperateRequest { reason: "scale bench".into(), track: Some(t.hardware.clone()) };
                 post::<RolloutDetail>(&client, &format!("/v1/rollouts/{id}/promote"), &body).await?;
             }
@@ -359,7 +359,8 @@ fn main() -> Result<()> {
         .map(|s| s.trim().parse().context("--devices takes a comma-separated list of counts"))
         .collect::<Result<_>>()?;
     let package_kind = arg("--package").unwrap_or_else(|| "small".into());
-    let mix: Mix = arg("--mix").unwrap_or_else(|| "cpu=70,gpu=20,npu=10".into()).parse().map_err(anyhow::Error::msg)?;
+    let mix: Mix =
+        arg("--mix").unwrap_or_else(|| "cpu=70,gpu=20,accelerator=10".into()).parse().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut rows = Vec::new();
     for &n in &sizes {

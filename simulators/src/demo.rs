@@ -20,8 +20,8 @@ use edgefleet::api::rollouts::{CreateRolloutResponse, OperateRequest, RolloutDet
 use edgefleet::api::samples::SampleRecord;
 use edgefleet::client::Client;
 use edgefleet::keys;
-use edgefleet::rollout::RolloutStatus;
 use edgefleet::rollout::machine::HealthVerdict;
+use edgefleet::rollout::{HoldReason, RolloutStatus};
 use edgefleet::server::config::{Overrides, ServeConfig};
 use edgefleet_protocol::hardware::HardwareClass;
 use serde::Serialize;
@@ -73,9 +73,9 @@ fn j(field: &impl Serialize) -> String {
     serde_json::to_value(field).unwrap_or_default().to_string()
 }
 
-/// A rollout status in lower case (`completed`, `stopped`, ...).
-fn word(status: RolloutStatus) -> String {
-    format!("{status:?}").to_lowercase()
+/// A rollout status in words (`completed`, `failed`, `rolled back`, ...), as `edgefleet` prints it.
+fn word(status: RolloutStatus) -> &'static str {
+    status.words()
 }
 
 /// Models a device list shows as serving version 1.
@@ -132,7 +132,7 @@ async fn follow(client: &Client, id: u32, limit: Duration) -> Result<(RolloutDet
                 .as_ref()
                 .and_then(|d| d.evidence.health.as_ref())
                 .map_or(HealthVerdict::Fine, |h| h.verdict);
-            if !t.phase.starts_with("held: failure rate in")
+            if t.held != Some(HoldReason::Inconclusive)
                 || !matches!(verdict, HealthVerdict::Fine | HealthVerdict::NoControl)
             {
                 held_since.remove(&track);
@@ -186,7 +186,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let v1 = build(dir, &small, 1, "1.0.0", options.seed)?;
     let v2 = build(dir, &deep, 2, "2.0.0-deep", options.seed)?;
     println!(
-        "   key {}; v1 = 8→16→4 MLP trained on the simulator's data (cpu, gpu, npu variants); v2 = an untrained 8→512→(512→512)×32→4 MLP, same inputs/outputs",
+        "   key {}; v1 = 8→16→4 MLP trained on the simulator's data (cpu, gpu, accelerator variants); v2 = an untrained 8→512→(512→512)×32→4 MLP, same inputs/outputs",
         key.key_id
     );
     println!(
@@ -207,8 +207,8 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     println!("   API {url}, MQTT {}\n", server.mqtt_url);
 
     println!(
-        "3. simulated fleet: {} devices, mix cpu={} gpu={} npu={}",
-        options.devices, options.mix.cpu, options.mix.gpu, options.mix.npu
+        "3. simulated fleet: {} devices, mix cpu={} gpu={} accelerator={}",
+        options.devices, options.mix.cpu, options.mix.gpu, options.mix.accelerator
     );
     let mut fleet = SimFleet::start(SimFleetConfig {
         mix: options.mix,
@@ -306,7 +306,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             j(&control.map(|c| c.p99_us)),
             j(&control.map(|c| c.devices)),
             h.and_then(|h| h.p99_ratio).unwrap_or(0.0),
-            t.counts.get("rolledback").copied().unwrap_or(0)
+            t.counts.get("rolled_back").copied().unwrap_or(0)
         ));
     }
     println!("   rollout {id2}: {} after {:.1}s", word(r2.status), d2.as_secs_f64());
@@ -348,7 +348,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
 
     println!("Summary");
     println!(
-        "  devices            {} simulated agents ({} cpu / {} gpu / {} npu), online in {:.1}s",
+        "  devices            {} simulated agents ({} cpu / {} gpu / {} accelerator), online in {:.1}s",
         options.devices,
         fleet.devices().filter(|d| d.1 == HardwareClass::Cpu).count(),
         fleet.devices().filter(|d| d.1 == HardwareClass::Gpu).count(),

@@ -28,40 +28,39 @@ use std::time::Instant;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Shares of hardware classes, e.g. `cpu=70,gpu=20,npu=10`.
+/// Shares of hardware classes, e.g. `cpu=70,gpu=20,accelerator=10`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mix {
     /// CPU-only devices.
     pub cpu: u32,
     /// GPU devices.
     pub gpu: u32,
-    /// Accelerator (NPU) devices.
-    pub npu: u32,
+    /// Accelerator devices (NPU, TPU, DSP).
+    pub accelerator: u32,
 }
 
 impl Default for Mix {
     fn default() -> Self {
-        Mix { cpu: 70, gpu: 20, npu: 10 }
+        Mix { cpu: 70, gpu: 20, accelerator: 10 }
     }
 }
 
 impl FromStr for Mix {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let mut mix = Mix { cpu: 0, gpu: 0, npu: 0 };
+        let mut mix = Mix { cpu: 0, gpu: 0, accelerator: 0 };
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) =
                 part.split_once('=').ok_or_else(|| format!("mix term {part:?} is not class=weight (e.g. cpu=70)"))?;
             let v: u32 = v.trim().parse().map_err(|_| format!("mix weight {v:?} is not a number"))?;
-            match k.trim() {
-                "cpu" => mix.cpu = v,
-                "gpu" => mix.gpu = v,
-                "npu" | "accelerator" => mix.npu = v,
-                other => return Err(format!("unknown hardware class {other:?} in the mix (cpu, gpu, npu)")),
+            match k.parse::<HardwareClass>().map_err(|e| format!("mix: {e}"))? {
+                HardwareClass::Cpu => mix.cpu = v,
+                HardwareClass::Gpu => mix.gpu = v,
+                HardwareClass::Accelerator => mix.accelerator = v,
             }
         }
-        if mix.cpu + mix.gpu + mix.npu == 0 {
-            return Err("the mix is empty; e.g. cpu=70,gpu=20,npu=10".into());
+        if mix.cpu + mix.gpu + mix.accelerator == 0 {
+            return Err("the mix is empty; e.g. cpu=70,gpu=20,accelerator=10".into());
         }
         Ok(mix)
     }
@@ -69,16 +68,19 @@ impl FromStr for Mix {
 
 impl std::fmt::Display for Mix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cpu={},gpu={},npu={}", self.cpu, self.gpu, self.npu)
+        write!(f, "cpu={},gpu={},accelerator={}", self.cpu, self.gpu, self.accelerator)
     }
 }
 
 impl Mix {
     /// Hardware classes for `n` devices in these proportions (largest remainder), shuffled by `seed`.
     pub fn assign(&self, n: usize, seed: u64) -> Vec<HardwareClass> {
-        let total = f64::from(self.cpu + self.gpu + self.npu);
-        let shares =
-            [(HardwareClass::Cpu, self.cpu), (HardwareClass::Gpu, self.gpu), (HardwareClass::Accelerator, self.npu)];
+        let total = f64::from(self.cpu + self.gpu + self.accelerator);
+        let shares = [
+            (HardwareClass::Cpu, self.cpu),
+            (HardwareClass::Gpu, self.gpu),
+            (HardwareClass::Accelerator, self.accelerator),
+        ];
         let mut counts: Vec<(HardwareClass, usize, f64)> = shares
             .iter()
             .map(|&(c, w)| {
@@ -145,7 +147,7 @@ pub struct SimFleetConfig {
 
 impl SimFleetConfig {
     /// `devices` devices against `broker`, trusting `trust_store`, keeping their data under
-    /// `data_dir`; the rest at its default: namespace `edgefleet`, mix cpu=70/gpu=20/npu=10,
+    /// `data_dir`; the rest at its default: namespace `edgefleet`, mix cpu=70/gpu=20/accelerator=10,
     /// seed 1, 10 sensor windows a second, a heartbeat every 10 s, ids `sim-NNNNN`, no drift,
     /// no labels, 60 s drift windows, local API on, no network faults, no clock skew.
     pub fn new(broker: impl Into<String>, trust_store: PathBuf, data_dir: PathBuf, devices: usize) -> SimFleetConfig {
@@ -434,7 +436,7 @@ mod tests {
 
     #[test]
     fn mix_assigns_exact_shares_deterministically() {
-        let mix: Mix = "cpu=70,gpu=20,npu=10".parse().unwrap();
+        let mix: Mix = "cpu=70,gpu=20,accelerator=10".parse().unwrap();
         let a = mix.assign(200, 7);
         assert_eq!(a, mix.assign(200, 7));
         assert_ne!(a, mix.assign(200, 8));

@@ -29,7 +29,7 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         devices: usize,
         /// Hardware mix.
-        #[arg(long, default_value = "cpu=70,gpu=20,npu=10")]
+        #[arg(long, default_value = "cpu=70,gpu=20,accelerator=10")]
         mix: Mix,
         /// Seed.
         #[arg(long, default_value_t = 1)]
@@ -50,7 +50,7 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         devices: usize,
         /// Hardware mix.
-        #[arg(long, default_value = "cpu=70,gpu=20,npu=10")]
+        #[arg(long, default_value = "cpu=70,gpu=20,accelerator=10")]
         mix: Mix,
         /// Scenario (see `edgefleet-sim scenarios`).
         #[arg(long, default_value = "steady")]

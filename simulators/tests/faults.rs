@@ -152,13 +152,13 @@ async fn a_corrupted_chunk_fails_the_install_with_its_reason_and_a_clean_retry_i
     push(&s.client, dir, 1).await;
     assert_eq!(s.sim.chunk_faults(&[0], 1.0, 0.0), 1);
     let r = roll_out(&s.client, 1).await;
-    assert_ne!(r["status"], "Completed", "every chunk arrives corrupted: {r:#}");
+    assert_ne!(r["status"], "completed", "every chunk arrives corrupted: {r:#}");
     let text = r.to_string().to_lowercase();
     assert!(text.contains("hash") || text.contains("digest"), "the failure names the digest check: {r:#}");
     // The network heals; the next attempt must not trust what the corrupted one left behind.
     s.sim.chunk_faults(&[0], 0.0, 0.0);
     let r = roll_out(&s.client, 1).await;
-    assert_eq!(r["status"], "Completed", "{r:#}");
+    assert_eq!(r["status"], "completed", "{r:#}");
     s.sim.stop().await;
     s.shutdown.cancel();
     s.server.task.await.unwrap().unwrap();
@@ -171,7 +171,7 @@ async fn dropped_chunks_are_requested_again_and_the_install_completes() {
     s.sim.chunk_faults(&[0], 0.0, 0.5);
     let started = Instant::now();
     let r = roll_out(&s.client, 1).await;
-    assert_eq!(r["status"], "Completed", "{r:#}");
+    assert_eq!(r["status"], "completed", "{r:#}");
     assert!(started.elapsed() < Duration::from_secs(60));
     s.sim.stop().await;
     s.shutdown.cancel();
@@ -184,7 +184,7 @@ async fn a_device_with_a_full_disk_refuses_the_download_with_its_reason_and_repo
     push(&s.client, s._dir.path(), 1).await;
     s.sim.full_disks().set(&[0], Some(1024));
     let r = roll_out(&s.client, 1).await;
-    assert_ne!(r["status"], "Completed", "{r:#}");
+    assert_ne!(r["status"], "completed", "{r:#}");
     assert!(r.to_string().to_lowercase().contains("disk"), "the failure names the disk: {r:#}");
     wait_until("a heartbeat with the full disk", Duration::from_secs(10), || async {
         let device = api(&s.client, "/v1/devices/f-00000", None).await;
@@ -192,7 +192,7 @@ async fn a_device_with_a_full_disk_refuses_the_download_with_its_reason_and_repo
     })
     .await;
     s.sim.full_disks().set(&[0], None);
-    assert_eq!(roll_out(&s.client, 1).await["status"], "Completed");
+    assert_eq!(roll_out(&s.client, 1).await["status"], "completed");
     s.sim.stop().await;
     s.shutdown.cancel();
     s.server.task.await.unwrap().unwrap();
@@ -209,7 +209,7 @@ async fn devices_six_hours_behind_still_feed_the_accuracy_gate_and_the_scorecard
     assert_eq!(s.sim.skewed(), [0, 1]);
     let dir = s._dir.path();
     push(&s.client, dir, 1).await;
-    assert_eq!(roll_out(&s.client, 1).await["status"], "Completed");
+    assert_eq!(roll_out(&s.client, 1).await["status"], "completed");
     push(&s.client, dir, 2).await;
     // The gate needs 20 labelled inferences from each cohort, counted from the rollout's
     // creation on the fleet's clock: windows stamped 6 h earlier by the devices must count.
@@ -222,7 +222,7 @@ async fn devices_six_hours_behind_still_feed_the_accuracy_gate_and_the_scorecard
         let r = api(&s.client, &format!("/v1/rollouts/{id}"), None).await;
         let health = &r["tracks"][0]["last_decision"]["evidence"]["health"];
         let labelled = |cohort: &str| health[cohort]["labelled"].as_u64().unwrap_or(0);
-        labelled("new") >= 20 && labelled("control") >= 20 && health["verdict"] == "Fine"
+        labelled("new") >= 20 && labelled("control") >= 20 && health["verdict"] == "fine"
     })
     .await;
     let card = api(&s.client, &format!("/v1/rollouts/{id}/scorecard"), None).await;
@@ -244,7 +244,7 @@ async fn follow(client: &Client, plan: Value) -> Value {
     let started = Instant::now();
     loop {
         let r = api(client, &format!("/v1/rollouts/{id}"), None).await;
-        if r["status"] != "Running" {
+        if r["status"] != "running" {
             return r;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "rollout {id} still running: {r:#}");
@@ -260,10 +260,10 @@ async fn a_release_whose_model_fails_on_the_devices_is_rolled_back_by_their_prob
     // vectors have passed.
     s.sim.model_faults().set(&[0, 1], ModelFault::Failing { after_calls: 2, error_rate: 0.3 }, Versions::From(2));
     push(&s.client, dir, 1).await;
-    assert_eq!(roll_out(&s.client, 1).await["status"], "Completed");
+    assert_eq!(roll_out(&s.client, 1).await["status"], "completed");
     push(&s.client, dir, 2).await;
     let r = roll_out(&s.client, 2).await;
-    assert_ne!(r["status"], "Completed", "{r:#}");
+    assert_ne!(r["status"], "completed", "{r:#}");
     wait_until("both devices back on version 1", Duration::from_secs(30), || async {
         let devices = api(&s.client, "/v1/devices", None).await;
         devices

@@ -28,7 +28,7 @@ async fn a_sim_fleet_registers_with_its_mix_and_survives_crash_restarts() {
         edgefleet::server::start(ServeConfig::load(None, [], &flags).unwrap(), shutdown.clone()).await.unwrap();
     let client = Client::new(&format!("http://{}", server.http_addr), "t");
     let mut sim = SimFleet::start(SimFleetConfig {
-        mix: "cpu=50,gpu=30,npu=20".parse().unwrap(),
+        mix: "cpu=50,gpu=30,accelerator=20".parse().unwrap(),
         seed: 5,
         rate_hz: 5.0,
         health_interval_secs: 1,
@@ -90,7 +90,7 @@ fn the_readme_demo_runs_to_its_summary() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("rollout 1: completed"), "{text}");
-    assert!(text.contains("rollout 2: stopped"), "{text}");
+    assert!(text.contains("rollout 2: failed"), "{text}");
     assert!(text.contains("40 of 40 devices back on / still on v1"), "{text}");
     assert!(text.contains("chain verified"), "{text}");
     // The drift act: the 20% of devices at plant-b are flagged, nobody else.

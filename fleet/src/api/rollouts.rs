@@ -1,6 +1,6 @@
 //! `/v1/rollouts`: staged rollouts, their dry runs and the operations on them.
 
-use crate::rollout::{OnFail, RolloutStatus};
+use crate::rollout::{HoldReason, OnFail, RolloutStatus};
 use edgefleet_protocol::command::ProbationBudget;
 use edgefleet_protocol::hardware::HardwareClass;
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,12 @@ pub struct PlanView {
     /// What a failing gate does (`pause`, `rollback`).
     #[schema(value_type = String)]
     pub on_fail: OnFail,
+    /// Longest a gate may hold before its track fails by this deadline, ms (None: never).
+    #[serde(default)]
+    pub max_hold_ms: Option<u64>,
+    /// What an expired hold does (`pause`, `rollback`).
+    #[schema(value_type = String)]
+    pub on_hold_timeout: OnFail,
 }
 
 /// One hardware track of a rollout.
@@ -68,8 +74,15 @@ pub struct TrackView {
     pub stage_percent: u8,
     /// Devices the current stage covers.
     pub quota: usize,
-    /// `dispatching`, `baking, Ns left`, `gating`, `held (REASON)`, `done`, `failed (ON_FAIL)`.
+    /// In words: `dispatching`, `baking, Ns left`, `gating`, `held: WHAT BLOCKS (held T, rolls
+    /// back at DEADLINE)`, `done`, `gate failed, rolled back`, `hold expired (...), paused`,
+    /// `stopped: rollout aborted`.
     pub phase: String,
+    /// Why the track's gate holds, while it holds (`inconclusive`, `insufficient_sample`,
+    /// `insufficient_inferences`, `unreachable_budget`): the phase for programs.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub held: Option<HoldReason>,
     /// Devices per deployment state (`pending`, `dispatched`, `committed`, `failed`, ...).
     pub counts: BTreeMap<String, u32>,
     /// The last gate decision and its evidence.
@@ -211,7 +224,7 @@ mod tests {
             estimate_assumes: "x".into(),
         };
         let text = serde_json::to_string(&serde_json::to_value(&plan).expect("value")).expect("text");
-        assert!(text.contains(r#""skipped_no_variant":{"Gpu":2}"#), "{text}");
+        assert!(text.contains(r#""skipped_no_variant":{"gpu":2}"#), "{text}");
         assert_eq!(serde_json::from_str::<DryRunPlan>(&text).expect("parses back"), plan);
     }
 }

@@ -197,6 +197,9 @@ fn show_text(d: &edgefleet::server::registry::DeviceRecord) -> String {
             );
         }
     }
+    if let Some(dup) = &d.boots.duplicate {
+        let _ = writeln!(out, "  DUPLICATE  {}", dup.describe());
+    }
     if d.quarantine.flagged.is_some() {
         let _ = writeln!(out, "  flagged    refused messages: see `edgefleet devices show {} --json`", d.id.as_str());
     }

@@ -12,6 +12,9 @@ pub(crate) struct Filter {
     pub(crate) state: Option<String>,
 }
 
+/// Where the WHY column starts (DEVICE 24, STATE 10, MODEL 28, a space after each).
+const REASONS_AT: usize = 24 + 1 + 10 + 1 + 28 + 1;
+
 /// `edgefleet health`
 pub(crate) fn run(conn: &Conn, filter: Filter) -> Result<ExitCode> {
     let Filter { device, model, select, state } = filter;
@@ -44,13 +47,12 @@ pub(crate) fn run(conn: &Conn, filter: Filter) -> Result<ExitCode> {
             .iter()
             .map(|m| format!("{}@{} ({}, {}µs)", m.model, m.version_seq, m.inferences, m.p99_us))
             .collect();
-        println!(
-            "{:<24} {:<10} {:<28} {}",
-            h.device.as_str(),
-            h.state.as_str(),
-            models.join(" "),
-            h.reasons.join("; ")
-        );
+        // The reasons column starts after the three fixed ones; long reasons wrap under it.
+        let why = super::wrap(&h.reasons.join("; "), super::output_width().saturating_sub(REASONS_AT));
+        println!("{:<24} {:<10} {:<28} {}", h.device.as_str(), h.state.as_str(), models.join(" "), why[0]);
+        for more in &why[1..] {
+            println!("{:REASONS_AT$}{more}", "");
+        }
         if let Some(s) = &h.sensor {
             println!("{:<24} {}", "", sensor_line(s));
         }

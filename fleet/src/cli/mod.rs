@@ -219,3 +219,67 @@ pub(crate) fn ms_ago(ms: u64) -> String {
         _ => format!("{}h ago", secs / 3600),
     }
 }
+
+/// The width text output wraps at: `$COLUMNS` when set (shells export it to terminals), else 120.
+pub(crate) fn output_width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok()).filter(|&c: &usize| c >= 40).unwrap_or(120)
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word stays whole).
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(20);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Every line of `text` longer than `width` wrapped, its continuation lines indented four
+/// more than the line itself.
+pub(crate) fn wrap_lines(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        for (i, part) in wrap(line.trim_start(), width.saturating_sub(indent + 4)).iter().enumerate() {
+            let pad = if i == 0 { indent } else { indent + 4 };
+            out.push_str(&format!("{:pad$}{part}\n", ""));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod wrap_tests {
+    use super::{wrap, wrap_lines};
+
+    #[test]
+    fn continuation_lines_are_indented() {
+        let text = "rollout 1\n  cpu stage 1/2, held: labelled 0 of min_labelled 100 on the new version\n";
+        assert_eq!(
+            wrap_lines(text, 40),
+            "rollout 1\n  cpu stage 1/2, held: labelled 0 of\n      min_labelled 100 on the new\n      version\n"
+        );
+    }
+
+    #[test]
+    fn wraps_at_spaces_and_keeps_long_words_whole() {
+        assert_eq!(wrap("a bb ccc dddd", 20), vec!["a bb ccc dddd"]);
+        let long = "held: labelled 0 of min_labelled 100 on the new version; labelled 3 of min_labelled 100 on the old";
+        let lines = wrap(long, 40);
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
+        assert_eq!(lines.join(" "), long);
+        assert_eq!(wrap("", 40), vec![""]);
+        assert_eq!(wrap(&"x".repeat(50), 20), vec!["x".repeat(50)]);
+    }
+}

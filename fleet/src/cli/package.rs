@@ -51,7 +51,7 @@ pub(crate) struct BuildArgs {
     /// Human label, e.g. 1.2.0.
     #[arg(long)]
     label: String,
-    /// A variant: CLASS[:PRECISION]=PATH, CLASS one of cpu, gpu, accelerator (npu), PRECISION one
+    /// A variant: CLASS[:PRECISION]=PATH, CLASS one of cpu, gpu, accelerator, PRECISION one
     /// of fp32 (default), fp16, bf16, int8. Repeat per class.
     #[arg(long = "model", value_name = "CLASS[:PRECISION]=PATH", required = true)]
     models: Vec<ModelArg>,

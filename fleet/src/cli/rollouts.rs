@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use edgefleet::api::rollouts::{DryRunPlan, OperateRequest, RolloutDetail};
 use edgefleet::client::Client;
 use edgefleet::rollout::machine::HealthVerdict;
-use edgefleet::rollout::{CohortFigures, OnFail, RolloutStatus};
+use edgefleet::rollout::{CohortFigures, RolloutStatus};
 use edgefleet::server::rollouts::RolloutRequest;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -51,8 +51,15 @@ pub(crate) struct CreateArgs {
     #[arg(long)]
     max_concurrent_downloads: Option<u32>,
     /// What a failing gate does: pause or rollback (default rollback).
-    #[arg(long)]
+    #[arg(long, value_parser = ["pause", "rollback"])]
     on_fail: Option<String>,
+    /// Longest a gate may hold undecided before its track fails by this deadline
+    /// (default 1h; `never`: a hold waits for an operator).
+    #[arg(long)]
+    max_hold: Option<String>,
+    /// What an expired hold does: pause or rollback (default: the --on-fail action).
+    #[arg(long, value_parser = ["pause", "rollback"])]
+    on_hold_timeout: Option<String>,
     /// Probation on each device (default: the server's).
     #[arg(long)]
     probation: Option<String>,
@@ -152,18 +159,9 @@ fn request_from(args: &CreateArgs) -> Result<RolloutRequest> {
     put("confidence", text(&args.confidence));
     put("max_unreachable_rate", text(&args.max_unreachable_rate));
     put("max_concurrent_downloads", args.max_concurrent_downloads.map(|v| toml::Value::Integer(i64::from(v))));
-    if let Some(on_fail) = &args.on_fail {
-        let parsed: OnFail = match on_fail.as_str() {
-            "pause" => OnFail::Pause,
-            "rollback" => OnFail::Rollback,
-            other => anyhow::bail!("--on-fail {other:?}: expected pause or rollback"),
-        };
-        let word = match parsed {
-            OnFail::Pause => "pause",
-            OnFail::Rollback => "rollback",
-        };
-        put("on_fail", Some(toml::Value::String(word.into())));
-    }
+    put("on_fail", text(&args.on_fail));
+    put("max_hold", text(&args.max_hold));
+    put("on_hold_timeout", text(&args.on_hold_timeout));
     put("probation", text(&args.probation));
     put("probation_min_inferences", args.probation_min_inferences.map(|v| toml::Value::Integer(i64::from(v))));
     put("probation_max_error_rate", text(&args.probation_max_error_rate));
@@ -212,13 +210,17 @@ fn status_text(r: &RolloutDetail) -> String {
     let p = &r.plan;
     let _ = writeln!(
         out,
-        "  stages {} bake {}, gate: failure ≤ {} (confidence {}), min sample {}, on fail {}",
+        "  stages {} bake {}, gate: failure ≤ {} (confidence {}), min sample {}, on fail {}, {}",
         p.stages.iter().map(|st| format!("{st}%")).collect::<Vec<_>>().join(","),
         duration(p.bake_ms),
         percent(p.max_failure_rate),
         percent(p.confidence),
         p.min_sample,
-        s(&p.on_fail)
+        s(&p.on_fail),
+        match p.max_hold_ms {
+            Some(ms) => format!("a hold expires after {} ({})", duration(ms), s(&p.on_hold_timeout)),
+            None => "holds never expire".to_string(),
+        }
     );
     for t in &r.tracks {
         let counts = t.counts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
@@ -278,7 +280,7 @@ fn status_text(r: &RolloutDetail) -> String {
 }
 
 fn print_status(r: &RolloutDetail) {
-    print!("{}", status_text(r));
+    print!("{}", super::wrap_lines(&status_text(r), super::output_width()));
 }
 
 /// A rate as the operator writes it: `0.5` is `50%`, `0.015` is `1.5%`.
@@ -399,8 +401,14 @@ pub(crate) fn run(conn: &Conn, command: RolloutCommand) -> Result<ExitCode> {
             let mut last: Option<String> = None;
             loop {
                 let r = client.rollout(id)?;
-                let shown = if conn.json { format!("{:#}", super::value(&r)) } else { status_text(&r) };
-                if last.as_deref() != Some(shown.as_str()) {
+                let shown = if conn.json {
+                    format!("{:#}", super::value(&r))
+                } else {
+                    super::wrap_lines(&status_text(&r), super::output_width())
+                };
+                // Piped, countdowns ("baking, 41s left", "held 3m") are not a change.
+                let key = if redraw { shown.clone() } else { change_key(&r) };
+                if last.as_deref() != Some(key.as_str()) {
                     if redraw {
                         print!("\x1b[H\x1b[2J");
                     } else if last.is_some() {
@@ -410,7 +418,7 @@ pub(crate) fn run(conn: &Conn, command: RolloutCommand) -> Result<ExitCode> {
                     if conn.json {
                         println!();
                     }
-                    last = Some(shown);
+                    last = Some(key);
                 }
                 if !watch || terminal(r.status) {
                     return Ok(ExitCode::from(status_code(r.status)));
@@ -425,6 +433,16 @@ pub(crate) fn run(conn: &Conn, command: RolloutCommand) -> Result<ExitCode> {
         RolloutCommand::Promote { args, track } => op(conn, &client, "promote", args, track)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What makes a rollout's status different for a reader of piped `--watch` output: everything
+/// but the clock-driven part of each track's phase (its first word stays: `baking` → `held`).
+fn change_key(r: &RolloutDetail) -> String {
+    let mut r = r.clone();
+    for t in &mut r.tracks {
+        t.phase = t.phase.split([',', ' ', ':']).next().unwrap_or_default().to_string();
+    }
+    super::value(&r).to_string()
 }
 
 fn op(conn: &Conn, client: &Client, name: &str, args: OpArgs, track: Option<String>) -> Result<()> {

@@ -150,6 +150,16 @@ pub enum Action {
         /// The gate evidence, for gate failures.
         evidence: Option<GateEvidence>,
     },
+    /// A track held longer than the plan's `max_hold_ms`: it fails by its deadline, and the
+    /// `Paused` or `TrackRolledBack` of its `on_hold_timeout` follows.
+    HoldExpired {
+        /// The track.
+        track: HardwareClass,
+        /// The hold that expired.
+        reason: HoldReason,
+        /// How long the gate had been deciding, in milliseconds.
+        held_ms: u64,
+    },
     /// A track's gate failed under `on_fail = rollback`: its committed devices were told to roll
     /// back (the `RollBackDevice` actions before this one) and the track stopped for good.
     TrackRolledBack {
@@ -203,17 +213,23 @@ pub struct Cohorts {
 
 /// What the health gate concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HealthVerdict {
     /// The new version is not worse beyond the tolerances.
+    #[serde(alias = "Fine")]
     Fine,
     /// The new cohort's error rate or p99 is worse beyond the tolerance.
+    #[serde(alias = "Regressed")]
     Regressed,
     /// The new cohort has run too few inferences.
+    #[serde(alias = "InsufficientInferences")]
     InsufficientInferences,
     /// The error-rate bounds straddle the tolerance.
+    #[serde(alias = "Inconclusive")]
     Inconclusive,
     /// Nobody in the track runs an older version (a first install, or a single 100% stage
     /// with no earlier figures): nothing to compare against.
+    #[serde(alias = "NoControl")]
     NoControl,
 }
 
@@ -256,24 +272,59 @@ fn combine(base: HealthVerdict, accuracy: Option<HealthVerdict>, reported: bool)
 
 /// Why a track holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HoldReason {
     /// Fewer completed devices than the gate needs.
+    #[serde(alias = "InsufficientSample")]
     InsufficientSample,
     /// The new version's cohort has run fewer inferences than the health gate needs.
+    #[serde(alias = "InsufficientInferences")]
     InsufficientInferences,
     /// The failure-rate bounds straddle the threshold.
+    #[serde(alias = "Inconclusive")]
     Inconclusive,
     /// Too many dispatched devices never answered.
+    #[serde(alias = "UnreachableBudget")]
     UnreachableBudget,
 }
 
 /// Why dispatching paused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PauseReason {
     /// The operator asked.
+    #[serde(alias = "Operator")]
     Operator,
     /// The failure rate's lower bound exceeds the threshold.
+    #[serde(alias = "GateFailed")]
     GateFailed,
+    /// A hold outlived the plan's `max_hold_ms`.
+    #[serde(alias = "HoldExpired")]
+    HoldExpired,
+}
+
+impl PauseReason {
+    /// The reason in words, for people and the audit log.
+    pub fn words(self) -> &'static str {
+        match self {
+            PauseReason::Operator => "paused by the operator",
+            PauseReason::GateFailed => "gate failed",
+            PauseReason::HoldExpired => "hold expired",
+        }
+    }
+}
+
+impl HoldReason {
+    /// The reason in words, for people and the audit log (the blocking numbers are in the
+    /// evidence; see the fleet's `hold_text`).
+    pub fn words(self) -> &'static str {
+        match self {
+            HoldReason::InsufficientSample => "too few completed devices",
+            HoldReason::InsufficientInferences => "too little inference evidence",
+            HoldReason::Inconclusive => "inconclusive",
+            HoldReason::UnreachableBudget => "too many unreachable devices",
+        }
+    }
 }
 
 /// The numbers a gate decided on (cumulative over the track's dispatched devices).
@@ -318,24 +369,44 @@ pub struct GateEvidence {
 
 /// Where one device stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     /// Not dispatched yet.
+    #[serde(alias = "Pending")]
     Pending,
     /// Deploy command sent, no answer yet.
+    #[serde(alias = "Dispatched")]
     Dispatched,
     /// Accepted or installing (still in flight).
+    #[serde(alias = "Installing")]
     Installing,
     /// Running the new version after probation.
+    #[serde(alias = "Committed")]
     Committed,
     /// Install or probation failed.
+    #[serde(alias = "Failed")]
     Failed,
     /// No answer; may still answer later.
+    #[serde(alias = "Unreachable")]
     Unreachable,
     /// Committed, then rolled back by the rollout.
+    #[serde(alias = "RolledBack")]
     RolledBack,
 }
 
 impl DeviceState {
+    /// The state's JSON name (`rolled_back`), also the key of per-state counts.
+    pub fn key(self) -> &'static str {
+        match self {
+            DeviceState::Pending => "pending",
+            DeviceState::Dispatched => "dispatched",
+            DeviceState::Installing => "installing",
+            DeviceState::Committed => "committed",
+            DeviceState::Failed => "failed",
+            DeviceState::Unreachable => "unreachable",
+            DeviceState::RolledBack => "rolled_back",
+        }
+    }
     fn in_flight(self) -> bool {
         matches!(self, DeviceState::Dispatched | DeviceState::Installing)
     }
@@ -346,20 +417,28 @@ impl DeviceState {
 
 /// The rollout as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RolloutStatus {
     /// Created, waiting for `Start`.
+    #[serde(alias = "Created")]
     Created,
     /// Dispatching and gating.
+    #[serde(alias = "Running")]
     Running,
     /// Paused by the operator.
+    #[serde(alias = "Paused")]
     Paused,
     /// Every track completed.
+    #[serde(alias = "Completed")]
     Completed,
     /// Every track finished, at least one by a failed gate.
+    #[serde(alias = "Stopped")]
     Stopped,
     /// Aborted by the operator.
+    #[serde(alias = "Aborted")]
     Aborted,
     /// Rolled back by the operator.
+    #[serde(alias = "RolledBack")]
     RolledBack,
 }
 
@@ -400,13 +479,20 @@ pub enum TrackPhase {
     Gating {
         /// The last hold reported, so an unchanged hold is not reported again.
         last: Option<(HoldReason, GateEvidence)>,
+        /// When the gate started deciding (the bake's end): a hold expires `max_hold_ms` later.
+        #[serde(default)]
+        since_ms: u64,
     },
     /// Every stage passed.
     Done,
-    /// The gate failed; the track never promotes again.
+    /// The gate failed (or its hold outlived the plan's `max_hold_ms`); the track never
+    /// promotes again.
     Failed {
         /// What was done about it.
         on_fail: OnFail,
+        /// The hold that expired, when the track failed by its deadline rather than its gate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expired_hold: Option<HoldReason>,
     },
 }
 
@@ -642,7 +728,7 @@ impl Rollout {
                     && let Some(t) = self.tracks.iter().position(|t| {
                         t.hardware == track
                             && t.stage == stage
-                            && matches!(t.phase, TrackPhase::Gating { last: Some(_) })
+                            && matches!(t.phase, TrackPhase::Gating { last: Some(_), .. })
                     })
                 {
                     let evidence = self.evidence(&self.tracks[t]);
@@ -686,7 +772,9 @@ impl Rollout {
             return true;
         }
         let hw = self.devices[i as usize].target.hardware;
-        self.tracks.iter().any(|t| t.hardware == hw && t.phase == TrackPhase::Failed { on_fail: OnFail::Rollback })
+        self.tracks
+            .iter()
+            .any(|t| t.hardware == hw && matches!(t.phase, TrackPhase::Failed { on_fail: OnFail::Rollback, .. }))
     }
 
     /// Runs dispatch and the per-track lifecycle until nothing changes, so that the state after
@@ -776,53 +864,74 @@ impl Rollout {
             }
             TrackPhase::Baking { until_ms } => {
                 if self.now_ms >= *until_ms {
-                    self.tracks[t].phase = TrackPhase::Gating { last: None };
+                    self.tracks[t].phase = TrackPhase::Gating { last: None, since_ms: self.now_ms };
                     return true;
                 }
                 false
             }
-            TrackPhase::Gating { last } => {
+            TrackPhase::Gating { last, since_ms } => {
                 let evidence = self.evidence(track);
                 let hw = track.hardware;
+                let since_ms = *since_ms;
                 match self.decide(&evidence) {
                     Verdict::Pass => {
                         self.promote(t, evidence, actions);
                         true
                     }
                     Verdict::Fail => {
-                        let on_fail = self.plan.on_fail;
-                        self.tracks[t].phase = TrackPhase::Failed { on_fail };
-                        match on_fail {
-                            OnFail::Pause => actions.push(Action::Paused {
-                                track: Some(hw),
-                                reason: PauseReason::GateFailed,
-                                evidence: Some(evidence),
-                            }),
-                            OnFail::Rollback => {
-                                for &i in &self.tracks[t].members {
-                                    let slot = &mut self.devices[i as usize];
-                                    if slot.state == DeviceState::Committed {
-                                        slot.state = DeviceState::RolledBack;
-                                        actions.push(Action::RollBackDevice { device: slot.target.device.clone() });
-                                    }
-                                }
-                                actions.push(Action::TrackRolledBack { track: hw, evidence });
-                            }
-                        }
+                        self.fail_track(t, self.plan.on_fail, None, evidence, actions);
                         true
                     }
                     Verdict::Hold(reason) => {
+                        let held_ms = self.now_ms.saturating_sub(since_ms);
+                        if let Some(max) = self.plan.max_hold_ms
+                            && held_ms >= max
+                        {
+                            actions.push(Action::HoldExpired { track: hw, reason, held_ms });
+                            let on_timeout = self.plan.on_hold_timeout.unwrap_or(self.plan.on_fail);
+                            self.fail_track(t, on_timeout, Some(reason), evidence, actions);
+                            return true;
+                        }
                         let current = Some((reason, evidence.clone()));
                         if *last == current {
                             return false;
                         }
-                        self.tracks[t].phase = TrackPhase::Gating { last: current };
+                        self.tracks[t].phase = TrackPhase::Gating { last: current, since_ms };
                         actions.push(Action::Held { track: hw, reason, evidence });
                         true
                     }
                 }
             }
             TrackPhase::Done | TrackPhase::Failed { .. } => false,
+        }
+    }
+
+    /// Stops track `t` for good: pause it, or roll its committed devices back.
+    fn fail_track(
+        &mut self,
+        t: usize,
+        on_fail: OnFail,
+        expired_hold: Option<HoldReason>,
+        evidence: GateEvidence,
+        actions: &mut Vec<Action>,
+    ) {
+        let hw = self.tracks[t].hardware;
+        self.tracks[t].phase = TrackPhase::Failed { on_fail, expired_hold };
+        match on_fail {
+            OnFail::Pause => {
+                let reason = if expired_hold.is_some() { PauseReason::HoldExpired } else { PauseReason::GateFailed };
+                actions.push(Action::Paused { track: Some(hw), reason, evidence: Some(evidence) });
+            }
+            OnFail::Rollback => {
+                for &i in &self.tracks[t].members {
+                    let slot = &mut self.devices[i as usize];
+                    if slot.state == DeviceState::Committed {
+                        slot.state = DeviceState::RolledBack;
+                        actions.push(Action::RollBackDevice { device: slot.target.device.clone() });
+                    }
+                }
+                actions.push(Action::TrackRolledBack { track: hw, evidence });
+            }
         }
     }
 

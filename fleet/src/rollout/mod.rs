@@ -21,6 +21,6 @@ mod tests;
 
 pub use machine::{
     Action, CohortFigures, Cohorts, DeviceState, Event, GateEvidence, HealthEvidence, HealthVerdict, HoldReason,
-    PauseReason, Rollout, RolloutError, RolloutId, RolloutStatus, Target,
+    PauseReason, Rollout, RolloutError, RolloutId, RolloutStatus, Target, TrackPhase,
 };
 pub use plan::{HealthGate, OnFail, PlanError, RolloutPlan};

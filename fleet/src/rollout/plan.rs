@@ -41,6 +41,13 @@ pub struct RolloutPlan {
     pub max_concurrent_downloads: u32,
     /// What a failing gate does to its track.
     pub on_fail: OnFail,
+    /// Longest a track's gate may hold (undecided) before the track fails by its deadline,
+    /// in milliseconds, counted from the end of the bake. None: a hold waits for an operator.
+    #[serde(default)]
+    pub max_hold_ms: Option<u64>,
+    /// What an expired hold does to its track (None: the same as `on_fail`).
+    #[serde(default)]
+    pub on_hold_timeout: Option<OnFail>,
     /// Inference-health gate against a control cohort (None: install outcomes only).
     #[serde(default)]
     pub health: Option<HealthGate>,
@@ -150,6 +157,9 @@ impl RolloutPlan {
         if self.max_concurrent_downloads == 0 {
             return Err(PlanError::Zero("max_concurrent_downloads"));
         }
+        if self.max_hold_ms == Some(0) {
+            return Err(PlanError::Zero("max_hold"));
+        }
         if let Some(h) = &self.health {
             check_rate("max_error_rate_increase", h.max_error_rate_increase)?;
             if !(h.max_p99_ratio.is_finite() && h.max_p99_ratio >= 1.0) {
@@ -253,6 +263,8 @@ mod tests {
             max_unreachable_rate: 0.2,
             max_concurrent_downloads: 100,
             on_fail: OnFail::Pause,
+            max_hold_ms: None,
+            on_hold_timeout: None,
             health: None,
         }
     }

@@ -18,6 +18,8 @@ pub(super) fn plan(stages: &[u8], max_failure_rate: f64, min_sample: u32, on_fai
         max_unreachable_rate: 0.2,
         max_concurrent_downloads: 16,
         on_fail,
+        max_hold_ms: None,
+        on_hold_timeout: None,
         health: None,
     }
 }
@@ -167,7 +169,7 @@ fn a_bad_release_under_on_fail_rollback_rolls_committed_devices_back() {
     assert_eq!(count(&actions, |a| matches!(a, Action::RollBackDevice { .. })), 10);
     assert_eq!(count(&actions, |a| matches!(a, Action::TrackRolledBack { track: HardwareClass::Cpu, .. })), 1);
     assert_eq!(r.device_state(&DeviceId::new("cpu-0").unwrap()), Some(DeviceState::RolledBack));
-    assert_eq!(r.tracks()[0].phase, TrackPhase::Failed { on_fail: OnFail::Rollback });
+    assert_eq!(r.tracks()[0].phase, TrackPhase::Failed { on_fail: OnFail::Rollback, expired_hold: None });
 }
 
 #[test]
@@ -507,4 +509,46 @@ fn the_accuracy_gate_fails_a_less_accurate_version_waits_for_labels_and_passes_a
         control: labelled(figures(40, 20_000, 0, 100), 20_000, 18_400),
     });
     assert!(out.iter().any(|a| matches!(a, Action::Promoted { stage: 1, .. })), "93% vs 92% passes: {out:?}");
+}
+
+#[test]
+fn a_hold_expires_at_the_plans_deadline_and_its_track_fails_by_on_hold_timeout() {
+    // The inconclusive canary above (10 of 1000 committed, 5% threshold) holds for ever
+    // without a deadline; with one, the track fails when it passes.
+    let targets = fleet(&[(HardwareClass::Cpu, 1000)]);
+    let mut forever = Rollout::new(RolloutId(7), plan(&[1, 100], 0.05, 20, OnFail::Pause), targets.clone()).unwrap();
+    drive(&mut forever, |_| Outcome::Commit);
+    assert!(forever.handle(Event::Tick { now_ms: 365 * 86_400_000 }).is_empty());
+    assert_eq!(forever.status(), RolloutStatus::Running);
+
+    let mut p = plan(&[1, 100], 0.05, 20, OnFail::Pause);
+    p.max_hold_ms = Some(3_600_000);
+    let mut paused = Rollout::new(RolloutId(8), p.clone(), targets.clone()).unwrap();
+    drive(&mut paused, |_| Outcome::Commit);
+    let TrackPhase::Gating { since_ms, last: Some(_) } = paused.tracks()[0].phase else { panic!("held") };
+    assert!(paused.handle(Event::Tick { now_ms: since_ms + 3_599_999 }).is_empty(), "not yet");
+    let expired = paused.handle(Event::Tick { now_ms: since_ms + 3_600_000 });
+    assert!(
+        matches!(
+            &expired[..],
+            [
+                Action::HoldExpired { track: HardwareClass::Cpu, reason: HoldReason::Inconclusive, held_ms: 3_600_000 },
+                Action::Paused { track: Some(HardwareClass::Cpu), reason: PauseReason::HoldExpired, evidence: Some(_) }
+            ]
+        ),
+        "{expired:?}"
+    );
+    assert_eq!(
+        paused.tracks()[0].phase,
+        TrackPhase::Failed { on_fail: OnFail::Pause, expired_hold: Some(HoldReason::Inconclusive) }
+    );
+    assert_eq!(paused.status(), RolloutStatus::Stopped);
+
+    // `on_hold_timeout` overrides `on_fail` for expired holds: the canary's 10 roll back.
+    p.on_hold_timeout = Some(OnFail::Rollback);
+    let mut rolled = Rollout::new(RolloutId(9), p, targets).unwrap();
+    drive(&mut rolled, |_| Outcome::Commit);
+    let expired = rolled.handle(Event::Tick { now_ms: 1 << 40 });
+    assert_eq!(count(&expired, |a| matches!(a, Action::RollBackDevice { .. })), 10);
+    assert!(matches!(expired.last(), Some(Action::TrackRolledBack { track: HardwareClass::Cpu, .. })), "{expired:?}");
 }

@@ -184,6 +184,8 @@ pub struct Core {
     missed_births: MissedBirths,
     /// Devices flagged for refused messages (cleared on the tick after a quiet spell).
     flagged: BTreeSet<DeviceId>,
+    /// Devices two agents share (cleared on the tick once the second went quiet).
+    duplicates: BTreeSet<DeviceId>,
 }
 
 /// Sample batches kept per device (at most 32 KiB each: ≤ 2 MiB per device).
@@ -231,8 +233,10 @@ impl Core {
             samples_keep_from: BTreeMap::new(),
             missed_births: MissedBirths::default(),
             flagged: BTreeSet::new(),
+            duplicates: BTreeSet::new(),
         };
         core.flagged = core.devices.values().filter(|d| d.quarantine.flagged.is_some()).map(|d| d.id.clone()).collect();
+        core.duplicates = core.devices.values().filter(|d| d.boots.duplicate.is_some()).map(|d| d.id.clone()).collect();
         // Replaying the stored windows rebuilds each device's persistence state exactly.
         for (device, window) in snapshot.drift {
             core.record_drift(device, window.summary, window.received_ms);
@@ -352,6 +356,7 @@ impl Core {
         }
         let started = std::time::Instant::now();
         self.store.write(&batch)?;
+        batch.audit.iter().for_each(super::decision_log::log);
         let took = started.elapsed().as_micros() as u64;
         self.counters.commits += 1;
         self.counters.commit_us_total += took;
@@ -383,7 +388,17 @@ impl Core {
         let now = self.clock.now_ms();
         let retention = self.cfg.retention;
         let record = self.devices.entry(device.clone()).or_insert_with(|| DeviceRecord::new(device.clone(), now));
+        let duplicate_before = record.boots.duplicate.is_some();
         let fresh = record.apply(uplink, now, retention) == Applied::Fresh;
+        if !duplicate_before && let Some(dup) = &record.boots.duplicate {
+            let detail =
+                json!({"kept_boot_id": format!("{:016x}", dup.kept), "other_boot_id": format!("{:016x}", dup.other)});
+            tracing::warn!(%device, "{}", dup.describe());
+            self.duplicates.insert(device.clone());
+            self.dirty_devices.insert(device.clone());
+            self.audit("edgefleet", "device.duplicate", format!("device/{device}"), detail);
+        }
+        let Some(record) = self.devices.get_mut(&device) else { return };
         self.missed_births.observe(record, uplink, fresh, now);
         if !fresh {
             self.counters.uplinks_ignored += 1;
@@ -402,7 +417,23 @@ impl Core {
                 return;
             }
             Uplink::Drift(summary) => {
-                self.record_drift(device, (**summary).clone(), now);
+                let model = summary.model.as_str();
+                let alert_of = |core: &Self| core.drift.get(&device).and_then(|d| d.models.get(model)).map(|m| m.alert);
+                let before = alert_of(self).unwrap_or(false);
+                self.record_drift(device.clone(), (**summary).clone(), now);
+                if let Some(after) = alert_of(self)
+                    && after != before
+                {
+                    let reasons: Vec<String> = self
+                        .drift
+                        .get(&device)
+                        .and_then(|d| d.models.get(model))
+                        .map(|m| m.reasons.iter().map(|(f, why)| format!("{f}: {why}")).collect())
+                        .unwrap_or_default();
+                    let action = if after { "drift.alert" } else { "drift.cleared" };
+                    let detail = json!({"model": model, "version_seq": summary.version_seq, "reasons": reasons});
+                    self.audit("edgefleet", action, format!("device/{device}"), detail);
+                }
                 // Feedback counts feed the scorecards' accuracy and the accuracy gate.
                 self.health_arrived = true;
                 return;
@@ -457,6 +488,15 @@ impl Core {
                 let detail = json!({"refused_total": record.quarantine.total()});
                 tracing::info!(%device, "device flag cleared: no refused message for 10 minutes");
                 self.audit("edgefleet", "device.flag_cleared", format!("device/{device}"), detail);
+            }
+        }
+        for device in self.duplicates.clone() {
+            let Some(record) = self.devices.get_mut(&device) else { continue };
+            if record.boots.tick(now) {
+                self.duplicates.remove(&device);
+                self.dirty_devices.insert(device.clone());
+                tracing::info!(%device, "duplicate device id cleared: the second agent has been quiet for 10 minutes");
+                self.audit("edgefleet", "device.duplicate_cleared", format!("device/{device}"), json!({}));
             }
         }
         for device in self.missed_births.due(now) {

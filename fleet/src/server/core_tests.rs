@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::api::health::{HealthState, HealthView};
 use crate::server::clock::ManualClock;
 use crate::server::driver::RolloutOp;
 use crate::server::requests::ApiError;
@@ -276,4 +277,75 @@ fn a_rollout_of_a_package_signed_by_a_revoked_key_is_refused_with_the_reason() {
     assert!(matches!(err, ApiError::KeyRevoked { .. }), "{err:?}");
     assert!(err.to_string().contains("which the trust store revokes: devices would refuse it"), "{err}");
     assert!(outbound.is_empty() && h.store.load().unwrap().rollouts.is_empty());
+}
+
+fn birth_of(device: &str, seq: u64, boot_id: u64, active: &[(&str, u64)]) -> Uplink {
+    let Uplink::Birth(mut b) = birth(device, seq) else { unreachable!() };
+    b.boot_id = boot_id;
+    b.active_models = active
+        .iter()
+        .map(|&(name, version_seq)| edgefleet_protocol::uplink::ActiveModel {
+            name: ModelName::new(name).unwrap(),
+            version_seq,
+            label: format!("v{version_seq}"),
+            package_id: edgefleet_protocol::Digest::sha256(name.as_bytes()),
+        })
+        .collect();
+    Uplink::Birth(b)
+}
+
+fn health_of(core: &mut Core, revoked: Vec<String>) -> Vec<HealthView> {
+    match ask(core, ApiRequest::Health { device: None, model: None, revoked }).0.unwrap() {
+        crate::api::ApiResponse::Health(list) => list,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_device_running_a_version_signed_by_a_revoked_key_is_failing_with_the_reason() {
+    let mut h = harness();
+    let record = contract::model("vibration", 1);
+    let key_id = record.key_id.clone();
+    ask(&mut h.core, ApiRequest::RegisterModel { record }).0.unwrap();
+    h.core.apply_batch(vec![uplink("edge-0", birth_of("edge-0", 1, 7, &[("vibration", 1)]), 1)]).unwrap();
+    h.core.apply_batch(vec![uplink("edge-1", birth_of("edge-1", 1, 8, &[]), 2)]).unwrap();
+    let trusted = health_of(&mut h.core, vec![]);
+    assert!(trusted.iter().all(|v| !v.reasons.iter().any(|r| r.contains("revoked"))), "{trusted:?}");
+    let revoked = health_of(&mut h.core, vec![key_id.to_uppercase()]);
+    let edge0 = revoked.iter().find(|v| v.device.as_str() == "edge-0").unwrap();
+    assert_eq!(edge0.state, HealthState::Failing, "{edge0:?}");
+    assert!(edge0.reasons[0].contains("runs vibration@1 signed by revoked key"), "{edge0:?}");
+    let edge1 = revoked.iter().find(|v| v.device.as_str() == "edge-1").unwrap();
+    assert!(!edge1.reasons.iter().any(|r| r.contains("revoked")), "edge-1 serves nothing: {edge1:?}");
+}
+
+#[test]
+fn two_agents_alternating_on_one_device_id_are_a_duplicate_the_first_is_kept_and_it_clears() {
+    let mut h = harness();
+    let mut pkid = 0;
+    for i in 0..6u64 {
+        // Agent A (boot 0xA, serving v1) and agent B (boot 0xB, serving nothing) take turns.
+        let (boot, active): (u64, &[(&str, u64)]) = if i % 2 == 0 { (0xA, &[("vibration", 1)]) } else { (0xB, &[]) };
+        pkid += 1;
+        h.clock.advance(500);
+        h.core.apply_batch(vec![uplink("edge-0", birth_of("edge-0", i / 2 + 1, boot, active), pkid)]).unwrap();
+    }
+    let snapshot = h.store.load().unwrap();
+    let record = snapshot.devices.iter().find(|d| d.id.as_str() == "edge-0").unwrap();
+    let dup = record.boots.duplicate.clone().expect("duplicate found");
+    assert_eq!((dup.kept, dup.other), (0xA, 0xB));
+    assert_eq!(record.boot_id, 0xA, "the registry keeps the first agent");
+    assert_eq!(record.active_models.len(), 1, "the second agent's birth did not overwrite the first's models");
+    let audited: Vec<String> = h.store.audit(0, 100).unwrap().iter().map(|e| e.action.clone()).collect();
+    assert_eq!(audited.iter().filter(|a| *a == "device.duplicate").count(), 1, "{audited:?}");
+    let view = health_of(&mut h.core, vec![]);
+    assert_eq!(view[0].state, HealthState::Failing);
+    assert!(view[0].reasons[0].starts_with("duplicate device id: two agents"), "{view:?}");
+
+    // The second agent goes away: ten quiet minutes clear it (audited).
+    h.clock.advance(super::super::duplicates::CLEAR_AFTER_MS);
+    h.core.apply_batch(vec![Input::Tick]).unwrap();
+    let snapshot = h.store.load().unwrap();
+    assert!(snapshot.devices.iter().all(|d| d.boots.duplicate.is_none()));
+    assert!(h.store.audit(0, 100).unwrap().iter().any(|e| e.action == "device.duplicate_cleared"));
 }

@@ -356,16 +356,20 @@ async fn create_rollout(
         Ok(r) => r,
         Err(e) => return e.into(),
     };
-    // Read now, not at start: an operator revokes a key by editing the trust store.
+    let revoked = revoked_keys(&s).await;
+    ask(&s, ApiRequest::CreateRollout { request, dry_run: q.dry_run, actor: actor(&headers), revoked }).await
+}
+
+/// The trust store's revoked key ids (hex), read now, not at start: an operator revokes a key
+/// by editing the trust store. No readable trust store: nothing was pushed through it either.
+async fn revoked_keys(s: &HttpState) -> Vec<String> {
     let path = s.trust_store.clone();
-    // No readable trust store: nothing was pushed through it either; the core answers.
-    let revoked = tokio::task::spawn_blocking(move || TrustStore::load(&path).map(|t| t.revoked).unwrap_or_default())
+    tokio::task::spawn_blocking(move || TrustStore::load(&path).map(|t| t.revoked).unwrap_or_default())
         .await
         .unwrap_or_default()
         .iter()
         .map(|k| hex::encode(k.0))
-        .collect();
-    ask(&s, ApiRequest::CreateRollout { request, dry_run: q.dry_run, actor: actor(&headers), revoked }).await
+        .collect()
 }
 
 #[utoipa::path(get, path = "/v1/rollouts", tag = "rollouts",
@@ -438,7 +442,8 @@ struct HealthQuery {
         ("model" = Option<String>, Query, description = "Only devices serving this model")),
     responses((status = 200, body = [health::HealthView]), (status = 404, body = ErrorBody)))]
 async fn health(State(s): State<HttpState>, Query(q): Query<HealthQuery>) -> Answer {
-    ask(&s, ApiRequest::Health { device: q.device, model: q.model }).await
+    let revoked = revoked_keys(&s).await;
+    ask(&s, ApiRequest::Health { device: q.device, model: q.model, revoked }).await
 }
 
 #[derive(Deserialize)]

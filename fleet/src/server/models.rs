@@ -125,7 +125,7 @@ pub fn verify_and_store(
             .iter()
             .map(|v| VariantInfo {
                 hardware: v.hardware,
-                precision: format!("{:?}", v.precision),
+                precision: v.precision.as_str().to_string(),
                 size: v.size,
                 digest: v.digest.to_hex(),
             })

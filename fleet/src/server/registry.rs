@@ -2,12 +2,13 @@
 //! uplink message changes it. Duplicates (a sequence number already seen on that stream) and
 //! stale last wills (a presence from an earlier agent run) change nothing.
 
+use super::duplicates::{BirthVerdict, BootIds};
 use super::quarantine::Quarantine;
 use edgefleet_protocol::hardware::HardwareClass;
 use edgefleet_protocol::topic::TopicKind;
 use edgefleet_protocol::uplink::{
-    AckResult, Birth, CommandAck, DeploymentState, DeploymentStatus, DriftSummary, Health, ModelHealth, Presence,
-    PresenceState, SampleBatch, SensorStatus,
+    AckResult, Birth, CommandAck, DeploymentState, DeploymentStatus, DriftSummary, Health, ModelHealth, OfflineReason,
+    Presence, PresenceState, SampleBatch, SensorStatus,
 };
 use edgefleet_protocol::{DeviceId, WireError, decode};
 use serde::{Deserialize, Serialize};
@@ -143,6 +144,9 @@ pub struct DeviceRecord {
     /// sensor (WIRE.md §4.7a).
     #[serde(default)]
     pub sensor: Option<SensorStatus>,
+    /// The boot ids this device id was heard with, and a second agent using it.
+    #[serde(default)]
+    pub boots: BootIds,
 }
 
 /// What an uplink message did to the registry.
@@ -185,6 +189,7 @@ impl DeviceRecord {
             received: BTreeMap::new(),
             quarantine: Quarantine::default(),
             sensor: None,
+            boots: BootIds::default(),
         }
     }
 
@@ -209,6 +214,9 @@ impl DeviceRecord {
     pub fn apply(&mut self, uplink: &Uplink, now_ms: u64, retention: Retention) -> Applied {
         let fresh = match uplink {
             Uplink::Birth(b) => {
+                if self.boots.on_birth(self.boot_id, b.boot_id, now_ms) == BirthVerdict::Refuse {
+                    return Applied::Ignored; // a second agent with this device id
+                }
                 // A new agent run restarts no counters (they are persisted), but a device whose
                 // data was wiped starts again at 1: accept a birth with a new boot id.
                 if b.boot_id != self.boot_id {
@@ -262,7 +270,13 @@ impl DeviceRecord {
                 }
                 PresenceState::Offline(reason) => {
                     self.online = false;
-                    self.offline_reason = Some(format!("{reason:?}"));
+                    self.offline_reason = Some(
+                        match reason {
+                            OfflineReason::Shutdown => "shut down",
+                            OfflineReason::ConnectionLost => "connection lost",
+                        }
+                        .to_string(),
+                    );
                 }
             },
             Uplink::Health(h) => {

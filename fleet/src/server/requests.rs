@@ -12,7 +12,7 @@ use super::selector::{Selector, valid_label_key};
 use super::views;
 use crate::api::ApiResponse;
 use crate::api::devices::{DeviceDetail, LabelResponse, SamplingResponse};
-use crate::api::health::HealthView;
+use crate::api::health::{HealthState, HealthView};
 use crate::api::models::{ModelDetail, ModelVersion, PushResponse};
 use crate::api::rollouts::CreateRolloutResponse;
 use crate::api::status::StatusResponse;
@@ -211,6 +211,9 @@ pub enum ApiRequest {
         device: Option<String>,
         /// Only devices serving this model.
         model: Option<String>,
+        /// Revoked signing key ids (hex), from the trust store: a device serving a version
+        /// signed by one is failing.
+        revoked: Vec<String>,
     },
     /// Drift per device and cohort for a model.
     DriftReport {
@@ -291,7 +294,7 @@ impl Core {
                 self.promote(id, track, &actor, &reason)
             }
             ApiRequest::OperateRollout { id, op, actor, reason, track: _ } => self.operate(id, op, &actor, &reason),
-            ApiRequest::Health { device, model } => {
+            ApiRequest::Health { device, model, revoked } => {
                 if let Some(id) = &device {
                     self.device(id)?;
                 }
@@ -303,6 +306,7 @@ impl Core {
                     .map(|d| {
                         let mut view = views::health(d, model.as_deref());
                         drift_views::add_to_health(&self.drift_data(), d, model.as_deref(), &mut view);
+                        self.flag_revoked(d, &revoked, &mut view);
                         view
                     })
                     .collect();
@@ -418,6 +422,23 @@ impl Core {
         self.models.insert(key.clone(), record.clone());
         self.dirty_models.insert(key);
         Ok(ApiResponse::ModelPushed(Box::new(PushResponse { model: record, already_registered: false })))
+    }
+
+    /// A device serving a version signed by a revoked key is failing, whatever its figures.
+    fn flag_revoked(&self, d: &DeviceRecord, revoked: &[String], view: &mut HealthView) {
+        for active in &d.active_models {
+            let Some(m) = self.models.get(&model_key(&active.name, active.version_seq)) else { continue };
+            if revoked.iter().any(|k| k.eq_ignore_ascii_case(&m.key_id)) {
+                view.state = HealthState::Failing;
+                view.reasons.insert(
+                    0,
+                    format!(
+                        "runs {}@{} signed by revoked key {}; roll out a version signed by a trusted key",
+                        active.name, active.version_seq, m.key_id
+                    ),
+                );
+            }
+        }
     }
 
     fn create_rollout(&mut self, request: RolloutRequest, dry_run: bool, actor: &str, revoked: &[String]) -> ApiResult {

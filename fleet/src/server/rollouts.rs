@@ -8,7 +8,7 @@ use super::registry::DeviceRecord;
 use super::selector::Selector;
 use crate::rollout::plan::{parse_duration_ms, parse_rate, parse_stages};
 use crate::rollout::{
-    Action, DeviceState, Event, GateEvidence, OnFail, Rollout, RolloutError, RolloutId, RolloutPlan, Target,
+    Action, DeviceState, Event, GateEvidence, OnFail, Rollout, RolloutError, RolloutId, RolloutPlan, Target, TrackPhase,
 };
 use edgefleet_protocol::command::{CommandId, ProbationBudget};
 use edgefleet_protocol::hardware::HardwareClass;
@@ -51,6 +51,13 @@ pub struct RolloutRequest {
     /// `pause` or `rollback` when a gate fails.
     #[serde(default = "default_on_fail")]
     pub on_fail: OnFail,
+    /// Longest a gate may hold undecided before its track fails by this deadline, e.g. `1h`
+    /// (`never`: a hold waits for an operator).
+    #[serde(default = "default_max_hold")]
+    pub max_hold: String,
+    /// `pause` or `rollback` when a hold expires (default: `on_fail`).
+    #[serde(default)]
+    pub on_hold_timeout: Option<OnFail>,
     /// Probation on each device after activation (default: the server's).
     #[serde(default)]
     pub probation: Option<String>,
@@ -100,6 +107,9 @@ fn default_unreachable() -> String {
 fn default_concurrency() -> u32 {
     100
 }
+fn default_max_hold() -> String {
+    "1h".into()
+}
 fn default_on_fail() -> OnFail {
     OnFail::Rollback
 }
@@ -143,6 +153,11 @@ impl RolloutRequest {
             max_unreachable_rate: parse_rate("max_unreachable_rate", &self.max_unreachable_rate).map_err(invalid)?,
             max_concurrent_downloads: self.max_concurrent_downloads,
             on_fail: self.on_fail,
+            max_hold_ms: match self.max_hold.trim() {
+                "never" | "none" => None,
+                text => Some(parse_duration_ms(text).map_err(invalid)?),
+            },
+            on_hold_timeout: self.on_hold_timeout,
             health: self.health_gate()?,
         };
         plan.validate().map_err(invalid)?;
@@ -379,7 +394,7 @@ impl RolloutRecord {
         for track in self.machine.tracks() {
             let counts = out.entry(track.hardware.to_string()).or_default();
             for state in self.machine.track_states(track) {
-                *counts.entry(format!("{state:?}").to_lowercase()).or_insert(0) += 1;
+                *counts.entry(state.key().to_string()).or_insert(0) += 1;
             }
         }
         out
@@ -404,10 +419,16 @@ impl RolloutRecord {
             Action::Held { track, reason, evidence } => {
                 (track, format!("held: {}", super::views::hold_text(*reason, evidence)), evidence)
             }
-            Action::Paused { track: Some(track), evidence: Some(evidence), .. } => {
-                (track, "gate failed: paused".to_string(), evidence)
+            Action::Paused { track: Some(track), evidence: Some(evidence), reason } => {
+                (track, format!("{}: paused", reason.words()), evidence)
             }
-            Action::TrackRolledBack { track, evidence } => (track, "gate failed: rolled back".to_string(), evidence),
+            Action::TrackRolledBack { track, evidence } => {
+                let expired = self.machine.tracks().iter().any(|t| {
+                    t.hardware == *track && matches!(t.phase, TrackPhase::Failed { expired_hold: Some(_), .. })
+                });
+                let why = if expired { "hold expired" } else { "gate failed" };
+                (track, format!("{why}: rolled back"), evidence)
+            }
             _ => return,
         };
         self.decisions.insert(track.to_string(), TrackDecision { decision, at_ms: now_ms, evidence: evidence.clone() });
@@ -456,7 +477,7 @@ mod tests {
             package_size: 0,
             variants: vec![VariantInfo {
                 hardware: HardwareClass::Cpu,
-                precision: "Fp32".into(),
+                precision: "fp32".into(),
                 size: 1,
                 digest: String::new(),
             }],

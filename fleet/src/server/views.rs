@@ -8,9 +8,9 @@ use crate::api::devices::DeviceSummary;
 use crate::api::health::{HealthState, HealthView, ModelFigures};
 use crate::api::models::{ModelSummary, ModelVersion};
 use crate::api::rollouts::{DryRunPlan, DryRunStage, DryRunTrack, PlanView, RolloutDetail, RolloutSummary, TrackView};
-use crate::rollout::Rollout;
 use crate::rollout::machine::{GateEvidence, HoldReason, TrackPhase};
 use crate::rollout::plan::OnFail;
+use crate::rollout::{Rollout, RolloutStatus};
 use edgefleet_protocol::DeviceId;
 use std::collections::BTreeMap;
 
@@ -117,6 +117,25 @@ pub fn hold_text(reason: HoldReason, e: &GateEvidence) -> String {
     }
 }
 
+/// A duration as an operator writes it: `45s`, `12m`, `1h30m`.
+pub fn duration_words(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 if s.is_multiple_of(60) => format!("{}m", s / 60),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn on_fail_words(on_fail: OnFail) -> &'static str {
+    match on_fail {
+        OnFail::Pause => "pauses",
+        OnFail::Rollback => "rolls back",
+    }
+}
+
 /// A rollout in full at `now_ms`: per track stage, phase, device counts and the last gate
 /// evidence.
 pub fn rollout_detail(r: &RolloutRecord, now_ms: u64) -> RolloutDetail {
@@ -128,20 +147,49 @@ pub fn rollout_detail(r: &RolloutRecord, now_ms: u64) -> RolloutDetail {
         .iter()
         .map(|t| {
             let name = t.hardware.to_string();
-            let phase = match &t.phase {
-                TrackPhase::Dispatching => "dispatching".to_string(),
-                TrackPhase::Baking { until_ms } => {
+            let stopped = match r.machine.status() {
+                RolloutStatus::Aborted => Some("stopped: rollout aborted"),
+                RolloutStatus::RolledBack => Some("stopped: rollout rolled back"),
+                _ => None,
+            };
+            let phase = match (&t.phase, stopped) {
+                // An aborted or rolled-back rollout's timers stopped with it.
+                (TrackPhase::Dispatching | TrackPhase::Baking { .. } | TrackPhase::Gating { .. }, Some(words)) => {
+                    words.to_string()
+                }
+                (TrackPhase::Dispatching, None) => "dispatching".to_string(),
+                (TrackPhase::Baking { until_ms }, None) => {
                     format!("baking, {:.0}s left", until_ms.saturating_sub(now_ms) as f64 / 1000.0)
                 }
-                TrackPhase::Gating { last: None } => "gating".to_string(),
-                TrackPhase::Gating { last: Some((reason, evidence)) } => {
-                    format!("held: {}", hold_text(*reason, evidence))
+                (TrackPhase::Gating { last: None, .. }, None) => "gating".to_string(),
+                (TrackPhase::Gating { last: Some((reason, evidence)), since_ms }, None) => {
+                    let held = now_ms.saturating_sub(*since_ms);
+                    let deadline = match plan.max_hold_ms {
+                        Some(max) => format!(
+                            " (held {}, {} at {})",
+                            duration_words(held),
+                            on_fail_words(plan.on_hold_timeout.unwrap_or(plan.on_fail)),
+                            duration_words(max)
+                        ),
+                        None => format!(" (held {}, no deadline)", duration_words(held)),
+                    };
+                    format!("held: {}{deadline}", hold_text(*reason, evidence))
                 }
-                TrackPhase::Done => "done".to_string(),
-                TrackPhase::Failed { on_fail: OnFail::Pause } => "failed, paused".to_string(),
-                TrackPhase::Failed { on_fail: OnFail::Rollback } => "failed, rolled back".to_string(),
+                (TrackPhase::Done, _) => "done".to_string(),
+                (TrackPhase::Failed { on_fail, expired_hold }, _) => {
+                    let why = match expired_hold {
+                        Some(reason) => format!("hold expired ({})", reason.words()),
+                        None => "gate failed".to_string(),
+                    };
+                    format!("{why}, {}", if *on_fail == OnFail::Pause { "paused" } else { "rolled back" })
+                }
+            };
+            let held = match (&t.phase, stopped) {
+                (TrackPhase::Gating { last: Some((reason, _)), .. }, None) => Some(*reason),
+                _ => None,
             };
             TrackView {
+                held,
                 size: t.members.len(),
                 stage: t.stage + 1,
                 stages: plan.stages.len(),
@@ -174,6 +222,8 @@ pub fn rollout_detail(r: &RolloutRecord, now_ms: u64) -> RolloutDetail {
             max_unreachable_rate: plan.max_unreachable_rate,
             max_concurrent_downloads: plan.max_concurrent_downloads,
             on_fail: plan.on_fail,
+            max_hold_ms: plan.max_hold_ms,
+            on_hold_timeout: plan.on_hold_timeout.unwrap_or(plan.on_fail),
         },
         probation: r.probation,
         created_by: r.created_by.clone(),
@@ -252,6 +302,10 @@ pub fn health(d: &DeviceRecord, model: Option<&str>) -> HealthView {
     if let Some(flag) = &d.quarantine.flagged {
         state = Failing;
         reasons.insert(0, format!("flagged: {}", flag.reason));
+    }
+    if let Some(dup) = &d.boots.duplicate {
+        state = Failing;
+        reasons.insert(0, dup.describe());
     }
     super::sensor_health::judge(d, &mut state, &mut reasons);
     HealthView {

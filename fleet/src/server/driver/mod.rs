@@ -372,7 +372,7 @@ impl RolloutDriver {
             .tracks()
             .iter()
             .filter(|t| track.is_none_or(|hw| hw == t.hardware))
-            .filter(|t| matches!(t.phase, TrackPhase::Gating { last: Some(_) }))
+            .filter(|t| matches!(t.phase, TrackPhase::Gating { last: Some(_), .. }))
             .map(|t| (t.hardware, t.stage, r.decisions.get(&t.hardware.to_string()).cloned()))
             .collect();
         if held.is_empty() || r.machine.status() != RolloutStatus::Running {
@@ -508,7 +508,7 @@ impl RolloutDriver {
             }
             Action::Held { track, reason, evidence } => {
                 // The same hold decided again (its evidence moving) is counted, not re-audited.
-                let reason = format!("{reason:?}");
+                let reason = reason.words().to_string();
                 if let Some(r) = self.records.get_mut(&id) {
                     match r.holds.get_mut(&track.to_string()) {
                         Some(tally) if tally.reason == reason => {
@@ -522,8 +522,11 @@ impl RolloutDriver {
                 }
                 ("rollout.hold", json!({"track": track, "reason": reason, "evidence": evidence}))
             }
+            Action::HoldExpired { track, reason, held_ms } => {
+                ("rollout.hold_expired", json!({"track": track, "reason": reason.words(), "held_ms": held_ms}))
+            }
             Action::Paused { track, reason, evidence } => {
-                let detail = json!({"track": track, "reason": format!("{reason:?}"), "evidence": evidence});
+                let detail = json!({"track": track, "reason": reason.words(), "evidence": evidence});
                 (if track.is_some() { "rollout.gate_failed" } else { "rollout.paused" }, detail)
             }
             Action::TrackRolledBack { track, evidence } => (

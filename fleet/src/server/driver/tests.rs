@@ -386,7 +386,7 @@ fn a_hold_repeated_with_moving_evidence_is_audited_once_and_counted() {
     let holds = audited.iter().filter(|a| **a == "rollout.hold").count();
     assert_eq!(holds, 1, "one audit entry for the same hold: {audited:?}");
     let tally = driver.get(1).unwrap().holds.get("cpu").cloned().unwrap();
-    assert_eq!(tally.reason, "InsufficientInferences");
+    assert_eq!(tally.reason, "too little inference evidence");
     assert!(tally.repeats >= 4, "every tick moved the evidence: {tally:?}");
     let fx = driver.promote(1, None, "carol", "enough", T0 + 20_000, &mut ids).unwrap();
     let promoted = fx.audit.iter().find(|a| a.action == "rollout.promote").unwrap();

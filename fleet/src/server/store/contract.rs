@@ -54,7 +54,7 @@ pub fn model(name: &str, version_seq: u64) -> ModelRecord {
         package_size: 4096,
         variants: vec![VariantInfo {
             hardware: HardwareClass::Cpu,
-            precision: "Fp32".into(),
+            precision: "fp32".into(),
             size: 3000,
             digest: Digest::sha256(b"blob").to_hex(),
         }],
