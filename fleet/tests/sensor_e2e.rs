@@ -46,7 +46,8 @@ const MODEL: &str = "vibration-mlp";
 const DRIFT_AFTER: u32 = 750;
 /// Healthy frames the reference is profiled from (a separate run of the board).
 const REFERENCE_FRAMES: u32 = 250;
-/// Evaluated windows the fleet must have judged before "not flagged" means anything.
+/// Evaluated windows the fleet must have judged before "not flagged" means anything (the
+/// detector's `persist_n`; it flags a device at 2 drifting windows of them).
 const PERSIST_N: usize = 3;
 
 /// `T` from `path` on `client`, off the async workers (the client blocks).
@@ -150,10 +151,11 @@ async fn the_fleet_flags_the_device_whose_board_drifts_and_a_silent_board_makes_
 
     // 2. A fleet manager (embedded broker) with windows small enough for a short test, and an
     //    agent whose serial input is a path the board's pty is linked at once the model runs.
+    let persist_n = PERSIST_N.to_string();
     let detector = [
         ("EDGEFLEET_SERVE__DRIFT__MIN_ROWS", "30"),
         ("EDGEFLEET_SERVE__DRIFT__PERSIST_K", "2"),
-        ("EDGEFLEET_SERVE__DRIFT__PERSIST_N", "3"),
+        ("EDGEFLEET_SERVE__DRIFT__PERSIST_N", persist_n.as_str()),
     ];
     let (server, shutdown) = start_server_with(dir.path(), &namespace, None, &detector).await;
     let fleet = Client::new(&format!("http://{}", server.http_addr), "sensor-e2e");
