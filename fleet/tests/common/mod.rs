@@ -1,6 +1,8 @@
 //! Helpers for fleet-manager tests: real agents in-process, signed packages, API calls.
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
+pub mod board;
+
 use ed25519_dalek::SigningKey;
 use edgefleet::client::Client;
 use edgefleet_agent::config::{Overrides, load};
@@ -302,6 +304,16 @@ pub async fn start_server(
     namespace: &str,
     mqtt_url: Option<&str>,
 ) -> (edgefleet::server::Running, CancellationToken) {
+    start_server_with(dir, namespace, mqtt_url, &[]).await
+}
+
+/// Like [`start_server`] with extra `EDGEFLEET_SERVE__…` settings.
+pub async fn start_server_with(
+    dir: &std::path::Path,
+    namespace: &str,
+    mqtt_url: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (edgefleet::server::Running, CancellationToken) {
     let flags = edgefleet::server::config::Overrides {
         data_dir: Some(dir.join("fleet")),
         http_listen: Some("127.0.0.1:0".into()),
@@ -309,7 +321,8 @@ pub async fn start_server(
         mqtt_url: mqtt_url.map(str::to_string),
         trust_store: Some(trust_file(dir)),
     };
-    let env = [("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.to_string())];
+    let mut env = vec![("EDGEFLEET_SERVE__NAMESPACE".to_string(), namespace.to_string())];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let shutdown = CancellationToken::new();
     let server = edgefleet::server::start(
         edgefleet::server::config::ServeConfig::load(None, env, &flags).unwrap(),
