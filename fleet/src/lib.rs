@@ -15,6 +15,7 @@ pub mod drift;
 pub mod golden;
 pub mod inspect;
 pub mod keys;
+pub mod pipeline;
 pub mod rollout;
 pub mod server;
 pub mod transfer;

@@ -23,6 +23,7 @@ pub(crate) mod drift;
 pub(crate) mod health;
 pub(crate) mod models;
 pub(crate) mod package;
+pub(crate) mod pipeline;
 pub(crate) mod quickstart;
 pub(crate) mod rollouts;
 pub(crate) mod serve;
@@ -94,6 +95,9 @@ pub(crate) enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Training pipelines: declarative YAML specs (fleet/PIPELINES.md).
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
     /// Talk to one device straight over the broker, without a fleet manager.
     #[command(subcommand)]
     Direct(direct::DirectCommand),
@@ -135,6 +139,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             health::run(&conn, health::Filter { device, model, select, state })
         }
         Command::Audit(c) => audit::run(&conn, c),
+        Command::Pipeline(c) => pipeline::run(conn.json, c),
         Command::Drift(c) => drift::run(&conn, c),
         Command::Samples(c) => drift::samples(&conn, c),
         Command::Scorecard { rollout } => drift::scorecard(&conn, &rollout),
