@@ -44,7 +44,7 @@ use edgefleet_protocol::package::TrustStore;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use utoipa::OpenApi;
 
 /// Largest package accepted by `POST /v1/models`.
@@ -111,11 +111,7 @@ impl From<ApiError> for Answer {
 }
 
 async fn ask(state: &HttpState, request: ApiRequest) -> Answer {
-    let (reply, answer) = oneshot::channel();
-    if state.inputs.send(Input::Api { request, reply }).await.is_err() {
-        return ApiError::ShuttingDown.into();
-    }
-    Answer(answer.await.unwrap_or(Err(ApiError::NotStored)))
+    Answer(super::requests::ask_core(&state.inputs, request).await)
 }
 
 /// Runs a large read on a blocking thread against the store (never through the core).

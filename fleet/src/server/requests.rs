@@ -236,6 +236,27 @@ pub enum ApiRequest {
         /// Rollout id.
         id: u32,
     },
+    /// An entry for the audit chain from a part of the fleet manager outside the core (training
+    /// pipelines, datasets): the core owns the chain, so every entry passes through it.
+    Record {
+        /// Who.
+        actor: String,
+        /// What, e.g. `pipeline.register`, `dataset.create`.
+        action: String,
+        /// On what, e.g. `pipeline/vibration-retrain`.
+        subject: String,
+        /// The evidence.
+        detail: serde_json::Value,
+    },
+}
+
+/// Asks the core (through its input queue) and waits for the answer, given after the commit.
+pub async fn ask_core(inputs: &tokio::sync::mpsc::Sender<super::core::Input>, request: ApiRequest) -> ApiResult {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if inputs.send(super::core::Input::Api { request, reply }).await.is_err() {
+        return Err(ApiError::ShuttingDown);
+    }
+    answer.await.unwrap_or(Err(ApiError::NotStored))
 }
 
 impl Core {
@@ -357,6 +378,10 @@ impl Core {
             ApiRequest::Scorecard { id } => {
                 let r = self.driver.get(id).ok_or(ApiError::UnknownRollout { id })?;
                 Ok(ApiResponse::Scorecard(Box::new(drift_views::scorecard(&self.drift_data(), r))))
+            }
+            ApiRequest::Record { actor, action, subject, detail } => {
+                self.audit(&actor, &action, subject, detail);
+                Ok(ApiResponse::Audit(self.audit_tail.iter().cloned().collect()))
             }
         }
     }
