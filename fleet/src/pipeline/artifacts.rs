@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub trait ObjectStore: Send + Sync {
     /// Stores the file at `path` under its digest (a no-op when already stored); returns it.
     fn put_file(&self, path: &Path) -> std::io::Result<Digest>;
+    /// Stores `bytes` under their digest; returns it.
+    fn put_bytes(&self, bytes: &[u8]) -> std::io::Result<Digest>;
     /// Writes the artifact `digest` to `to` (a fresh file; the store's copy stays read-only).
     fn get_file(&self, digest: &Digest, to: &Path) -> std::io::Result<()>;
     /// Whether `digest` is stored.
@@ -62,6 +64,20 @@ impl ObjectStore for DirStore {
         // Copy under a temporary name, then rename: a reader never sees half an artifact.
         let tmp = dir.join(format!(".{}.{}", digest.to_hex(), std::process::id()));
         std::fs::copy(path, &tmp)?;
+        std::fs::rename(&tmp, &target)?;
+        Ok(digest)
+    }
+
+    fn put_bytes(&self, bytes: &[u8]) -> std::io::Result<Digest> {
+        let digest = Digest::sha256(bytes);
+        let target = self.path_of(&digest);
+        if target.exists() {
+            return Ok(digest);
+        }
+        let dir = self.root.join("sha256");
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{}.{}", digest.to_hex(), std::process::id()));
+        std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &target)?;
         Ok(digest)
     }

@@ -22,6 +22,10 @@ pub struct Job {
     pub stderr: PathBuf,
     /// Longest the attempt may run.
     pub timeout: Option<Duration>,
+    /// Where the local executor writes the attempt's process group (`PID STARTTIME`), so a
+    /// fleet manager restarted after a crash can end what the crashed one left running
+    /// ([`kill_leftover`]).
+    pub pid_file: Option<PathBuf>,
 }
 
 /// How an attempt ended.
@@ -95,6 +99,10 @@ fn run_blocking(job: &Job, cancel: &CancellationToken) -> Attempt {
         Err(e) => return Attempt::CannotStart(format!("cannot start {program:?}: {e}")),
     };
     let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    if let Some(path) = &job.pid_file {
+        let started = process_start_time(child.id()).unwrap_or_default();
+        let _ = std::fs::write(path, format!("{} {started}\n", child.id()));
+    }
     let kill_group = || {
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     };
@@ -127,6 +135,32 @@ fn run_blocking(job: &Job, cancel: &CancellationToken) -> Attempt {
     }
 }
 
+/// The start time of a process (field 22 of `/proc/PID/stat`, in clock ticks since boot): with
+/// the pid it names one process, even after the pid is reused.
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills the process group a crashed fleet manager's attempt left running, named by its pid
+/// file, when that process still exists (same pid and start time); removes the file. Returns
+/// whether a group was killed.
+pub fn kill_leftover(pid_file: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(pid_file) else { return false };
+    let _ = std::fs::remove_file(pid_file);
+    let mut words = text.split_whitespace();
+    let (Some(Ok(pid)), Some(Ok(started))) = (words.next().map(str::parse::<u32>), words.next().map(str::parse::<u64>))
+    else {
+        return false;
+    };
+    if pid == 0 || process_start_time(pid) != Some(started) {
+        return false;
+    }
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +173,7 @@ mod tests {
             stdout: dir.join("stdout.log"),
             stderr: dir.join("stderr.log"),
             timeout,
+            pid_file: Some(dir.join("pid")),
         }
     }
 
@@ -187,5 +222,26 @@ mod tests {
             later.cancel();
         });
         assert_eq!(LocalExecutor.run(job(dir.path(), "sleep 30", None), cancel).await, Attempt::Cancelled);
+    }
+
+    #[test]
+    fn a_leftover_group_is_killed_only_while_its_pid_names_the_same_process() {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30"])
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let pid_file = dir.path().join("pid");
+        std::fs::write(&pid_file, format!("{} {}", child.id(), process_start_time(child.id()).expect("stat")))
+            .expect("write");
+        assert!(kill_leftover(&pid_file), "the group was running");
+        assert!(!pid_file.exists());
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "killed, not exited");
+        // A stale file (a start time that no longer matches) kills nothing.
+        std::fs::write(&pid_file, format!("{} 1", std::process::id())).expect("write");
+        assert!(!kill_leftover(&pid_file));
     }
 }

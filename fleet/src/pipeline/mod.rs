@@ -1,17 +1,27 @@
 //! Training pipelines (fleet/PIPELINES.md): the declarative spec and its checks, the `${...}`
 //! references, the content-addressed artifact store, the step executors behind [`Executor`]
-//! (the local one runs a subprocess per attempt in its own process group). The runner that
-//! schedules a run's steps as a DAG (step cache, retries, persisted run records) comes next and
-//! builds on these; it lives here, behind the core, never inside it.
+//! (the local one runs a subprocess per attempt in its own process group), the scheduler that
+//! runs a run's steps as a DAG ([`runner`]: step cache, retries, timeouts, cancel, a record
+//! written at every change) and the service `edgefleet serve` holds ([`service`]: register,
+//! run, cancel, resume after a restart). It lives beside the core, never inside it.
 
 pub mod artifacts;
+pub mod cache;
 pub mod executor;
+pub mod record;
 pub mod refs;
+pub mod runner;
+pub mod service;
 pub mod spec;
+pub mod store;
 mod yaml;
 
+#[cfg(test)]
+mod runner_tests;
 #[cfg(test)]
 mod spec_tests;
 
 pub use executor::{Attempt, Executor, Job, LocalExecutor};
+pub use record::{PipelineVersion, RunRecord, RunStatus, StepRun, StepStatus};
+pub use service::{PipelineError, PipelineService};
 pub use spec::{PipelineSpec, SpecError, ValidPipeline};
