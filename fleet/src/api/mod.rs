@@ -15,6 +15,7 @@ pub mod drift;
 pub mod errors;
 pub mod health;
 pub mod models;
+pub mod pipelines;
 pub mod rollouts;
 pub mod samples;
 pub mod status;

@@ -139,7 +139,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             health::run(&conn, health::Filter { device, model, select, state })
         }
         Command::Audit(c) => audit::run(&conn, c),
-        Command::Pipeline(c) => pipeline::run(conn.json, c),
+        Command::Pipeline(c) => pipeline::run(&conn, c),
         Command::Drift(c) => drift::run(&conn, c),
         Command::Samples(c) => drift::samples(&conn, c),
         Command::Scorecard { rollout } => drift::scorecard(&conn, &rollout),

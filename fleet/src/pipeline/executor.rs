@@ -51,6 +51,27 @@ pub trait Executor: Send + Sync + 'static {
     fn run(&self, job: Job, cancel: CancellationToken) -> impl Future<Output = Attempt> + Send;
 }
 
+/// The executor `[pipelines] executor` picks.
+#[derive(Debug, Clone)]
+pub enum AnyExecutor {
+    /// `local`.
+    Local(LocalExecutor),
+}
+
+impl Executor for AnyExecutor {
+    fn kind(&self) -> &'static str {
+        match self {
+            AnyExecutor::Local(e) => e.kind(),
+        }
+    }
+
+    async fn run(&self, job: Job, cancel: CancellationToken) -> Attempt {
+        match self {
+            AnyExecutor::Local(e) => e.run(job, cancel).await,
+        }
+    }
+}
+
 /// The embedded default: each attempt a subprocess of the fleet manager.
 #[derive(Debug, Clone, Default)]
 pub struct LocalExecutor;

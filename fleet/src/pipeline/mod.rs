@@ -7,7 +7,9 @@
 
 pub mod artifacts;
 pub mod cache;
+pub mod evaluate;
 pub mod executor;
+pub mod package_step;
 pub mod record;
 pub mod refs;
 pub mod runner;

@@ -31,7 +31,7 @@ pub struct StepSpec {
     /// The command and its arguments (no shell), run in a snapshot of the spec's directory.
     #[serde(default)]
     pub run: Option<Vec<Scalar>>,
-    /// A built-in step: `package`, `evaluate` or `train-tabular`.
+    /// A built-in step: `package` or `evaluate`.
     #[serde(default)]
     pub uses: Option<String>,
     /// The built-in's arguments.
@@ -84,9 +84,8 @@ impl<'de> Deserialize<'de> for Scalar {
 
 /// The built-in steps and the `with` keys each takes (required ones first, then `?` optional).
 pub const BUILTINS: &[(&str, &[&str], &[&str])] = &[
-    ("package", &["model", "name"], &["label", "version_seq"]),
+    ("package", &["model", "name"], &["label", "version_seq", "drift_reference"]),
     ("evaluate", &["candidate", "data"], &["baseline", "min_accuracy", "label_column"]),
-    ("train-tabular", &["data"], &["label_column", "hidden", "epochs", "learning_rate", "seed"]),
 ];
 
 /// A spec that cannot run, with the line at fault where there is one.

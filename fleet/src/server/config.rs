@@ -65,6 +65,31 @@ pub struct ServeConfig {
     pub drift: DetectorSettings,
     /// Drift windows kept per device.
     pub drift_retention: usize,
+    /// Training pipelines.
+    pub pipelines: PipelinesConfig,
+}
+
+/// `[pipelines]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelinesConfig {
+    /// Where steps run.
+    pub executor: ExecutorChoice,
+    /// Step attempts at once, across runs.
+    pub concurrency: usize,
+    /// The key `uses: package` signs with (made on first start when missing).
+    pub signing_key: PathBuf,
+}
+
+/// `pipelines.executor`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutorChoice {
+    /// A subprocess per step.
+    Local,
+    /// A job per step on the Ray cluster whose dashboard is at `address`.
+    Ray {
+        /// `http://HOST:8265`.
+        address: String,
+    },
 }
 
 /// Which broker the fleet manager uses.

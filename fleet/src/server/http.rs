@@ -26,13 +26,12 @@
 
 use super::clock::Clock;
 use super::core::Input;
-use super::models::{PushError, verify_and_store};
 use super::reads;
 use super::requests::{ApiError, ApiRequest, ApiResult, RolloutOp};
 use super::rollouts::RolloutRequest;
 use super::store::FleetStore;
 use crate::api::errors::ErrorBody;
-use crate::api::{audit, devices, drift, health, models, rollouts, samples, status};
+use crate::api::{audit, devices, drift, health, models, pipelines, rollouts, samples, status};
 use crate::transfer::ObjectStore;
 use axum::Router;
 use axum::body::Bytes;
@@ -65,6 +64,8 @@ pub struct HttpState {
     pub store: Arc<dyn FleetStore>,
     /// The fleet's clock.
     pub clock: Arc<dyn Clock>,
+    /// Training pipelines (None: this process runs none; their routes answer 503).
+    pub pipelines: Option<Arc<super::pipelines::Pipelines>>,
 }
 
 /// The HTTP status of each refusal: the one place where errors meet status codes.
@@ -125,7 +126,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, A
     serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("{what}: {e}")))
 }
 
-fn actor(headers: &HeaderMap) -> String {
+pub(super) fn actor(headers: &HeaderMap) -> String {
     headers
         .get("x-edgefleet-actor")
         .and_then(|v| v.to_str().ok())
@@ -165,8 +166,22 @@ routes! {
     post "/v1/sampling" => set_sampling,
     get "/v1/audit" => audit,
     get "/v1/audit/verify" => audit_verify,
+    post "/v1/pipelines" => pipeline_register,
+    get "/v1/pipelines" => pipeline_list,
+    get "/v1/pipelines/{name}" => pipeline_show,
+    post "/v1/pipelines/{name}/runs" => pipeline_run,
+    get "/v1/runs" => pipeline_runs,
+    get "/v1/runs/{id}" => pipeline_show_run,
+    post "/v1/runs/{id}/cancel" => pipeline_cancel_run,
+    get "/v1/runs/{id}/steps/{step}/logs" => pipeline_step_logs,
     get "/v1/openapi.json" => openapi,
 }
+
+use super::http_pipelines as hp;
+use hp::{
+    cancel_run as pipeline_cancel_run, list as pipeline_list, register as pipeline_register, runs as pipeline_runs,
+    show as pipeline_show, show_run as pipeline_show_run, start_run as pipeline_run, step_logs as pipeline_step_logs,
+};
 
 /// The API router.
 pub fn router(state: HttpState) -> Router {
@@ -196,6 +211,14 @@ pub fn router(state: HttpState) -> Router {
         set_sampling,
         audit,
         audit_verify,
+        hp::register,
+        hp::list,
+        hp::show,
+        hp::start_run,
+        hp::runs,
+        hp::show_run,
+        hp::cancel_run,
+        hp::step_logs,
         openapi
     ),
     components(schemas(
@@ -242,7 +265,22 @@ pub fn router(state: HttpState) -> Router {
         drift::ScorecardTrack,
         drift::Scorecard,
         samples::SampleRecord,
-        audit::AuditVerify
+        audit::AuditVerify,
+        pipelines::UploadFile,
+        pipelines::RegisterRequest,
+        pipelines::RegisterResponse,
+        pipelines::PipelineSummary,
+        pipelines::PipelineDetail,
+        pipelines::RunRequest,
+        pipelines::LogChunk,
+        pipelines::CodeFile,
+        pipelines::PipelineVersion,
+        pipelines::RunStatus,
+        pipelines::StepStatus,
+        pipelines::RunInput,
+        pipelines::DatasetRef,
+        pipelines::StepRun,
+        pipelines::RunRecord
     ))
 )]
 pub struct ApiDoc;
@@ -297,25 +335,13 @@ async fn label_device(State(s): State<HttpState>, Path(id): Path<String>, header
     responses((status = 200, body = models::PushResponse), (status = 400, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn push_model(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Answer {
-    let who = actor(&headers);
-    let (trust, dir, objects) = (s.trust_store.clone(), s.data_dir.clone(), s.objects.clone());
-    let now = s.clock.now_ms();
-    let stored = tokio::task::spawn_blocking(move || {
-        let record = verify_and_store(&body, &trust, &dir, now, &who)?;
-        // On disk and downloadable before any device can be told about it.
-        if let Ok(mut store) = objects.write() {
-            store.add_package(&body[..]).map_err(PushError::Invalid)?;
-        }
-        Ok::<_, PushError>(record)
-    })
-    .await;
-    let record = match stored {
-        Ok(Ok(record)) => record,
-        Ok(Err(e @ PushError::Io(_))) => return ApiError::Storage { message: e.to_string() }.into(),
-        Ok(Err(e)) => return ApiError::invalid(e).into(),
-        Err(e) => return ApiError::Storage { message: e.to_string() }.into(),
+    let push = super::models::Push {
+        trust_store: s.trust_store.clone(),
+        data_dir: s.data_dir.clone(),
+        objects: s.objects.clone(),
+        inputs: s.inputs.clone(),
     };
-    ask(&s, ApiRequest::RegisterModel { record }).await
+    Answer(push.push(body.to_vec(), s.clock.now_ms(), &actor(&headers)).await)
 }
 
 #[utoipa::path(get, path = "/v1/models", tag = "models",

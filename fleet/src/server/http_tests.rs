@@ -17,6 +17,7 @@ fn state() -> HttpState {
         objects: Arc::new(RwLock::new(ObjectStore::default())),
         store: Arc::new(crate::server::store::MemoryStore::default()),
         clock: Arc::new(crate::server::clock::ManualClock::at(1_000)),
+        pipelines: None,
     }
 }
 

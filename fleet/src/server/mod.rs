@@ -29,8 +29,10 @@ pub mod decision_log;
 pub mod driver;
 pub mod duplicates;
 pub mod http;
+pub mod http_pipelines;
 pub mod link;
 pub mod models;
+pub mod pipelines;
 pub mod quarantine;
 pub mod reads;
 pub mod rebirth;
@@ -166,6 +168,13 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         }
     });
 
+    let push = models::Push {
+        trust_store: cfg.trust_store.clone(),
+        data_dir: cfg.data_dir.clone(),
+        objects: objects.clone(),
+        inputs: inputs_tx.clone(),
+    };
+    let pipelines = pipelines::start(&cfg.pipelines, &cfg.data_dir, push).context("starting the pipeline service")?;
     let state = http::HttpState {
         inputs: inputs_tx,
         trust_store: cfg.trust_store.clone(),
@@ -173,6 +182,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         objects,
         store,
         clock,
+        pipelines: Some(pipelines),
     };
     let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {

@@ -151,6 +151,44 @@ pub fn verify_and_store(
     Ok(record)
 }
 
+/// What a push needs: `POST /v1/models` and the pipelines' `package` step share it.
+#[derive(Clone)]
+pub struct Push {
+    /// The trusted keys.
+    pub trust_store: PathBuf,
+    /// Where packages are stored.
+    pub data_dir: PathBuf,
+    /// What devices can download.
+    pub objects: std::sync::Arc<std::sync::RwLock<ObjectStore>>,
+    /// The core, which registers the version.
+    pub inputs: tokio::sync::mpsc::Sender<super::core::Input>,
+}
+
+impl Push {
+    /// Verifies and stores a package, makes it downloadable, then registers it in the core.
+    pub async fn push(&self, bytes: Vec<u8>, now_ms: u64, actor: &str) -> super::requests::ApiResult {
+        use super::requests::{ApiError, ApiRequest, ask_core};
+        let (trust, dir, objects, who) =
+            (self.trust_store.clone(), self.data_dir.clone(), self.objects.clone(), actor.to_string());
+        let stored = tokio::task::spawn_blocking(move || {
+            let record = verify_and_store(&bytes, &trust, &dir, now_ms, &who)?;
+            // On disk and downloadable before any device can be told about it.
+            if let Ok(mut store) = objects.write() {
+                store.add_package(&bytes[..]).map_err(PushError::Invalid)?;
+            }
+            Ok::<_, PushError>(record)
+        })
+        .await;
+        let record = match stored {
+            Ok(Ok(record)) => record,
+            Ok(Err(e @ PushError::Io(_))) => return Err(ApiError::Storage { message: e.to_string() }),
+            Ok(Err(e)) => return Err(ApiError::invalid(e)),
+            Err(e) => return Err(ApiError::Storage { message: e.to_string() }),
+        };
+        ask_core(&self.inputs, ApiRequest::RegisterModel { record }).await
+    }
+}
+
 /// Loads every stored package into `objects` (at start-up); returns how many.
 pub fn load_objects(data_dir: &Path, objects: &mut ObjectStore) -> std::io::Result<usize> {
     let dir = packages_dir(data_dir);

@@ -4,7 +4,7 @@
 //! Environment variables and flags arrive as strings, so numeric settings accept a number or
 //! a string holding one (`EDGEFLEET_SERVE__DRIFT__MIN_ROWS=60`).
 
-use super::{BrokerChoice, ConfigError, ServeConfig, err};
+use super::{BrokerChoice, ConfigError, ExecutorChoice, PipelinesConfig, ServeConfig, err};
 use crate::drift::DetectorSettings;
 use crate::rollout::plan::{parse_duration_ms, parse_rate};
 use edgefleet_protocol::BrokerUrl;
@@ -36,6 +36,17 @@ pub(super) struct RawConfig {
     max_packet_bytes: u64,
     probation: RawProbation,
     drift: RawDrift,
+    pipelines: RawPipelines,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipelines {
+    executor: String,
+    ray_address: String,
+    #[serde(deserialize_with = "count")]
+    concurrency: u64,
+    signing_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +135,33 @@ impl RawConfig {
             return Err(err("drift.retention", format!("must keep at least persist_n = {} windows", drift.persist_n)));
         }
 
+        let pl = self.pipelines;
+        let executor = match pl.executor.trim() {
+            "local" => ExecutorChoice::Local,
+            "ray" => {
+                let address = pl.ray_address.trim().trim_end_matches('/').to_string();
+                if !(address.starts_with("http://") || address.starts_with("https://")) {
+                    return Err(err(
+                        "pipelines.ray_address",
+                        "executor = \"ray\" needs the Ray dashboard's address, e.g. \"http://127.0.0.1:8265\"",
+                    ));
+                }
+                ExecutorChoice::Ray { address }
+            }
+            other => return Err(err("pipelines.executor", format!("{other:?}: expected \"local\" or \"ray\""))),
+        };
+        if !(1..=256).contains(&pl.concurrency) {
+            return Err(err("pipelines.concurrency", "must be 1 to 256"));
+        }
+        let pipelines = PipelinesConfig {
+            executor,
+            concurrency: pl.concurrency as usize,
+            signing_key: match pl.signing_key.trim() {
+                "" => self.data_dir.join("keys").join("pipeline").join("signing.key"),
+                s => PathBuf::from(s),
+            },
+        };
+
         let max_packet_bytes = self.max_packet_bytes as usize;
         if max_packet_bytes < 80 * 1024 {
             return Err(err("max_packet_bytes", "must be at least 81920 (a 64 KiB chunk plus framing)"));
@@ -140,6 +178,7 @@ impl RawConfig {
             probation,
             drift,
             drift_retention,
+            pipelines,
             data_dir: self.data_dir,
         })
     }

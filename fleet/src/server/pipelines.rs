@@ -1,0 +1,108 @@
+//! Wires the pipeline service ([`crate::pipeline`]) into `edgefleet serve`: its audit entries
+//! go to the core in order, its `package` step pushes through the same path as `model push`,
+//! its artifacts live under the data directory, its executor is the configured one.
+
+use super::config::{ExecutorChoice, PipelinesConfig};
+use super::core::Input;
+use super::models::Push;
+use super::requests::{ApiRequest, ask_core};
+use crate::pipeline::artifacts::DirStore;
+use crate::pipeline::executor::AnyExecutor;
+use crate::pipeline::package_step::{PackageStep, ensure_signing_key};
+use crate::pipeline::record::DatasetRef;
+use crate::pipeline::runner::{Backoff, BuiltinCall, BuiltinFuture, Builtins, Runner};
+use crate::pipeline::service::{AuditSink, DatasetLookup, PipelineService};
+use crate::pipeline::store::PipelineStore;
+use crate::pipeline::{LocalExecutor, evaluate};
+use edgefleet_protocol::Digest;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{info, warn};
+
+/// The service as `serve` holds it.
+pub type Pipelines = PipelineService<AnyExecutor>;
+
+/// Audit entries forwarded to the core one at a time, in the order they were made.
+struct CoreAudit {
+    tx: mpsc::UnboundedSender<ApiRequest>,
+}
+
+impl AuditSink for CoreAudit {
+    fn record(&self, actor: &str, action: &str, subject: String, detail: Value) {
+        let _ =
+            self.tx.send(ApiRequest::Record { actor: actor.to_string(), action: action.to_string(), subject, detail });
+    }
+}
+
+/// The fleet manager's built-in steps.
+struct FleetBuiltins {
+    package: PackageStep,
+}
+
+impl Builtins for FleetBuiltins {
+    fn run(&self, call: BuiltinCall) -> BuiltinFuture<'_> {
+        Box::pin(async move {
+            match call.uses.as_str() {
+                "package" => self.package.run(call).await,
+                "evaluate" => tokio::task::spawn_blocking(move || evaluate::run(&call))
+                    .await
+                    .map_err(|e| format!("the evaluation's thread failed: {e}"))?,
+                other => Err(format!("unknown built-in {other:?}")),
+            }
+        })
+    }
+}
+
+/// Dataset inputs, from the fleet's dataset store.
+struct Datasets {
+    data_dir: std::path::PathBuf,
+}
+
+impl DatasetLookup for Datasets {
+    fn resolve(&self, name: &str, version: &str) -> Result<(DatasetRef, Digest), String> {
+        let _ = &self.data_dir;
+        Err(format!("no dataset {name:?} (version {version}): `edgefleet dataset list` shows the known ones"))
+    }
+}
+
+/// Starts the pipeline service: makes the signing key if needed, resumes the runs a stopped
+/// fleet manager left unfinished.
+pub fn start(cfg: &PipelinesConfig, data_dir: &Path, push: Push) -> anyhow::Result<Arc<Pipelines>> {
+    let public = ensure_signing_key(&cfg.signing_key).map_err(anyhow::Error::msg)?;
+    info!(signing_key = %cfg.signing_key.display(), public_key = %public.display(), "pipeline signing key");
+    let (tx, mut rx) = mpsc::unbounded_channel::<ApiRequest>();
+    let inputs: mpsc::Sender<Input> = push.inputs.clone();
+    tokio::spawn(async move {
+        while let Some(request) = rx.recv().await {
+            if let Err(e) = ask_core(&inputs, request).await {
+                warn!(error = %e, "a pipeline audit entry was not recorded");
+            }
+        }
+    });
+    let executor = match &cfg.executor {
+        ExecutorChoice::Local => AnyExecutor::Local(LocalExecutor),
+        ExecutorChoice::Ray { address } => {
+            anyhow::bail!("pipelines.executor = \"ray\" ({address}) is not available in this build")
+        }
+    };
+    let runner = Runner {
+        store: Arc::new(PipelineStore::open(data_dir)),
+        artifacts: Arc::new(DirStore::new(data_dir.join("artifacts"))),
+        executor: Arc::new(executor),
+        builtins: Arc::new(FleetBuiltins { package: PackageStep { push, signing_key: cfg.signing_key.clone() } }),
+        slots: Arc::new(Semaphore::new(cfg.concurrency)),
+        backoff: Backoff::DEFAULT,
+    };
+    let service = PipelineService::new(
+        runner,
+        Arc::new(CoreAudit { tx }),
+        Arc::new(Datasets { data_dir: data_dir.to_path_buf() }),
+    );
+    let resumed = service.recover()?;
+    if !resumed.is_empty() {
+        info!(runs = ?resumed, "resumed pipeline runs left unfinished by the last fleet manager");
+    }
+    Ok(service)
+}
