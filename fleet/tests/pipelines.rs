@@ -73,6 +73,7 @@ steps:
   package:
     uses: package
     with: {model: "${steps.train.outputs.model}", name: fixture-model, label: "1.${run.number}.0"}
+    after: [evaluate]
 "#,
     );
     dir.join("pipeline.yaml")
@@ -143,6 +144,18 @@ async fn pipelines_run_to_a_signed_package_cache_retry_time_out_and_survive_sigk
     assert_eq!(lineage["pipeline_spec_digest"], first["spec_digest"]);
     assert_eq!(lineage["code_revision"], format!("sha256:{}", first["code_digest"].as_str().unwrap()));
 
+    // Lineage: run → package → signature, each digest re-verified against what is stored.
+    let (code, lineage) = json_of(&server, &["--json", "lineage", "fixture-model@1"]).await;
+    assert_eq!(code, Some(0), "{lineage:#}");
+    assert_eq!(lineage["verified"], true);
+    assert_eq!(lineage["run"]["id"], "fixture-train-1");
+    let checks: Vec<String> =
+        lineage["checks"].as_array().unwrap().iter().map(|c| c["what"].as_str().unwrap().to_string()).collect();
+    assert!(checks.contains(&"cpu model blob = train.model".to_string()), "{checks:?}");
+    assert!(checks.iter().any(|c| c.starts_with("code snapshot (4 files")), "{checks:?}");
+    let said = text(&run(&server, &["lineage", "fixture-model@1"]).await);
+    assert!(said.contains("built by run fixture-train-1") && said.contains("verified"), "{said}");
+
     // Unchanged inputs: every step from the cache, in well under a second of scheduling.
     let (code, second) = json_of(&server, &["--json", "pipeline", "run", "fixture-train", "--wait"]).await;
     assert_eq!(code, Some(0), "{second:#}");
@@ -151,6 +164,14 @@ async fn pipelines_run_to_a_signed_package_cache_retry_time_out_and_survive_sigk
         assert_eq!(second["steps"][step]["attempts"], 0);
         assert_eq!(second["steps"][step]["outputs"], first["steps"][step]["outputs"]);
     }
+    // A damaged artifact shows in lineage (exit 1).
+    let stored = serve.data_dir.join(format!("artifacts/sha256/{model_digest}"));
+    let good = std::fs::read(&stored).unwrap();
+    std::fs::write(&stored, b"tampered").unwrap();
+    let out = run(&server, &["lineage", "fixture-model@1"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("FAIL output train.model"), "{}", text(&out));
+    std::fs::write(&stored, good).unwrap();
     let took = second["finished_at_ms"].as_u64().unwrap() - second["created_at_ms"].as_u64().unwrap();
     assert!(took < 1000, "a fully cached run took {took} ms");
     assert_eq!(second["package"], "fixture-model@1", "no new version for the same model");

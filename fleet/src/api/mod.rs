@@ -14,6 +14,7 @@ pub mod devices;
 pub mod drift;
 pub mod errors;
 pub mod health;
+pub mod lineage;
 pub mod models;
 pub mod pipelines;
 pub mod rollouts;

@@ -98,6 +98,15 @@ pub(crate) enum Command {
     /// Training pipelines: declarative YAML specs (fleet/PIPELINES.md).
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
+    /// Where a model version came from and where it went: `lineage MODEL@SEQ` (dataset(s) →
+    /// run → package → signature → rollouts → devices, every digest re-verified; exit 1 when a
+    /// check fails), `lineage dataset NAME@V` (what was trained from it).
+    Lineage {
+        /// `MODEL@SEQ`, or `dataset`.
+        target: String,
+        /// With `dataset`: `NAME@VERSION`.
+        dataset: Option<String>,
+    },
     /// Talk to one device straight over the broker, without a fleet manager.
     #[command(subcommand)]
     Direct(direct::DirectCommand),
@@ -140,6 +149,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Audit(c) => audit::run(&conn, c),
         Command::Pipeline(c) => pipeline::run(&conn, c),
+        Command::Lineage { target, dataset } => pipeline::lineage(&conn, &target, dataset.as_deref()),
         Command::Drift(c) => drift::run(&conn, c),
         Command::Samples(c) => drift::samples(&conn, c),
         Command::Scorecard { rollout } => drift::scorecard(&conn, &rollout),

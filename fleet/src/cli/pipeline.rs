@@ -535,6 +535,72 @@ fn logs(client: &Client, run: &str, step: &str, follow: bool) -> Result<()> {
     }
 }
 
+/// `edgefleet lineage MODEL@SEQ | dataset NAME@V`.
+pub(crate) fn lineage(conn: &Conn, target: &str, dataset: Option<&str>) -> Result<ExitCode> {
+    use edgefleet::api::lineage::{DatasetLineage, ModelLineage};
+    let client = conn.client();
+    if target == "dataset" {
+        let Some(what) = dataset else { bail!("`lineage dataset NAME@VERSION`: which dataset?") };
+        let (name, version) = what.split_once('@').unwrap_or((what, "latest"));
+        let answer: DatasetLineage =
+            client.get(&format!("/v1/lineage/datasets/{}/{}", query_escape(name), query_escape(version)))?;
+        if conn.json {
+            print_json(&answer);
+        } else {
+            println!("dataset {}@{} sha256:{}", answer.dataset, answer.version, answer.digest);
+            if answer.runs.is_empty() {
+                println!("  no run has read it");
+            }
+            for r in &answer.runs {
+                println!("  run {} ({}): {} → {}", r.run, r.pipeline, r.status.word(), r.package.as_deref().unwrap_or("no package"));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(extra) = dataset {
+        bail!("unexpected {extra:?} after {target:?} (`lineage MODEL@SEQ` or `lineage dataset NAME@V`)");
+    }
+    let (name, seq) = target
+        .split_once('@')
+        .and_then(|(n, s)| s.parse::<u64>().ok().map(|s| (n, s)))
+        .with_context(|| format!("{target:?}: expected MODEL@SEQ, e.g. vibration-mlp@3"))?;
+    let l: ModelLineage = client.get(&format!("/v1/lineage/models/{}/{seq}", query_escape(name)))?;
+    if conn.json {
+        print_json(&l);
+    } else {
+        println!("{}@{} ({}) package {}", l.model, l.version_seq, l.label, l.package_id);
+        println!("  signed by key {}, pushed by {}", l.key_id, l.pushed_by);
+        if let Some(parent) = l.parent_version_seq {
+            println!("  derived from {}@{parent}", l.model);
+        }
+        match &l.run {
+            Some(run) => {
+                println!("  built by run {} of {}@{} ({})", run.id, run.pipeline, run.version, run.status.word());
+                for (k, v) in &run.params {
+                    println!("    param {k} = {v}");
+                }
+                for (k, input) in &run.inputs {
+                    let dataset = input.dataset.as_ref().map(|d| format!(" = {}@{}", d.name, d.version)).unwrap_or_default();
+                    println!("    input {k}: {}{dataset}", input.source);
+                }
+            }
+            None => println!("  no pipeline run: pushed by hand"),
+        }
+        for r in &l.rollouts {
+            println!("  rollout {}: {} to {} device(s)", r.id, r.status.words(), r.targets);
+        }
+        println!("  running on {} device(s) now{}", l.devices.len(), if l.devices.is_empty() { String::new() } else { format!(": {}", l.devices.join(", ")) });
+        println!("  checks:");
+        for c in &l.checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            let detail = c.detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default();
+            println!("    {mark} {} sha256:{}{detail}", c.what, c.digest.get(..16).unwrap_or(&c.digest));
+        }
+        println!("  {}", if l.verified { "verified: every digest matches the stored content" } else { "NOT VERIFIED" });
+    }
+    Ok(if l.verified { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::diff_lines;

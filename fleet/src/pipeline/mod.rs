@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod cache;
 pub mod evaluate;
 pub mod executor;
+pub mod lineage;
 pub mod package_step;
 pub mod record;
 pub mod refs;

@@ -296,7 +296,10 @@ impl<E: Executor> Runner<E> {
         };
         if spec.cache
             && let Ok(Some(hit)) = self.store.cached(&key)
-            && hit.outputs.values().all(|d| self.artifacts.contains(d))
+            // Re-hashed, not only present: a damaged artifact is re-made, never reused.
+            && hit.outputs.values().all(|d| {
+                super::artifacts::digest_file(&self.artifacts.path_of(d)).is_ok_and(|found| found == *d)
+            })
         {
             step.status = StepStatus::Succeeded;
             step.cached = true;

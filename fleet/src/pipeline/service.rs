@@ -107,7 +107,8 @@ pub struct PipelineService<E: Executor> {
     active: Mutex<HashMap<String, CancellationToken>>,
 }
 
-fn code_digest(files: &[CodeFile]) -> Digest {
+/// The digest of a code snapshot: its files' paths, executable bits and digests, by path.
+pub fn code_digest(files: &[CodeFile]) -> Digest {
     use sha2::Digest as _;
     let mut sorted: Vec<&CodeFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -149,6 +150,11 @@ impl<E: Executor> PipelineService<E> {
     /// The artifacts.
     pub fn artifacts(&self) -> &DirStore {
         &self.artifacts
+    }
+
+    /// The dataset lookup.
+    pub fn datasets(&self) -> &dyn DatasetLookup {
+        &*self.datasets
     }
 
     /// Registers a spec with its directory's files. Unchanged spec and code return the version

@@ -52,6 +52,10 @@ pub struct StepSpec {
     /// Reuse the outputs of an identical earlier step (default true).
     #[serde(default = "yes")]
     pub cache: bool,
+    /// Steps this one runs after although it uses none of their outputs (a gate: `package`
+    /// after `evaluate`).
+    #[serde(default)]
+    pub after: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -303,6 +307,16 @@ impl PipelineSpec {
             texts.push((format!("{at}.env.{key}"), value.0.as_str()));
         }
         let mut deps = BTreeSet::new();
+        for (i, other) in step.after.iter().enumerate() {
+            let path = format!("{at}.after[{i}]");
+            if other == name {
+                return Err(fail(&path, format!("step {name}: cannot run after itself")));
+            }
+            if !self.steps.contains_key(other) {
+                return Err(fail(&path, format!("step {name}: after: no step {other:?} (steps: {})", keys(&self.steps))));
+            }
+            deps.insert(other.clone());
+        }
         for (path, text) in texts {
             let refs = references(text).map_err(|m| fail(&path, format!("step {name}: {m}")))?;
             for r in refs {

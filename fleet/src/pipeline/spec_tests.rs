@@ -58,6 +58,13 @@ fn bad_specs_are_refused_with_the_line_and_the_reason() {
             3,
             "cycle: a → b → a",
         ),
+        ("after unknown", "name: p\nsteps:\n  a:\n    run: [x]\n    after: [b]\n", 5, "after: no step \"b\""),
+        (
+            "after cycle",
+            "name: p\nsteps:\n  a:\n    run: [x]\n    after: [b]\n  b:\n    run: [y]\n    after: [a]\n",
+            3,
+            "cycle: a → b → a",
+        ),
         ("run and uses", "name: p\nsteps:\n  a:\n    run: [x]\n    uses: package\n", 3, "both `run` and `uses`"),
         ("unknown built-in", "name: p\nsteps:\n  a:\n    uses: deploy\n", 4, "unknown built-in \"deploy\""),
         (

@@ -174,6 +174,8 @@ routes! {
     get "/v1/runs/{id}" => pipeline_show_run,
     post "/v1/runs/{id}/cancel" => pipeline_cancel_run,
     get "/v1/runs/{id}/steps/{step}/logs" => pipeline_step_logs,
+    get "/v1/lineage/models/{name}/{seq}" => lineage_model,
+    get "/v1/lineage/datasets/{name}/{version}" => lineage_dataset,
     get "/v1/openapi.json" => openapi,
 }
 
@@ -182,6 +184,7 @@ use hp::{
     cancel_run as pipeline_cancel_run, list as pipeline_list, register as pipeline_register, runs as pipeline_runs,
     show as pipeline_show, show_run as pipeline_show_run, start_run as pipeline_run, step_logs as pipeline_step_logs,
 };
+use hp::{dataset_lineage as lineage_dataset, model_lineage as lineage_model};
 
 /// The API router.
 pub fn router(state: HttpState) -> Router {
@@ -219,6 +222,8 @@ pub fn router(state: HttpState) -> Router {
         hp::show_run,
         hp::cancel_run,
         hp::step_logs,
+        hp::model_lineage,
+        hp::dataset_lineage,
         openapi
     ),
     components(schemas(
@@ -280,7 +285,11 @@ pub fn router(state: HttpState) -> Router {
         pipelines::RunInput,
         pipelines::DatasetRef,
         pipelines::StepRun,
-        pipelines::RunRecord
+        pipelines::RunRecord,
+        crate::api::lineage::Check,
+        crate::api::lineage::ModelLineage,
+        crate::api::lineage::DatasetUse,
+        crate::api::lineage::DatasetLineage
     ))
 )]
 pub struct ApiDoc;

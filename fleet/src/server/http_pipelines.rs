@@ -221,3 +221,54 @@ pub(super) async fn step_logs(
     })
     .await
 }
+
+#[utoipa::path(get, path = "/v1/lineage/models/{name}/{seq}", tag = "pipelines",
+    params(("name" = String, Path, description = "Model name"), ("seq" = u64, Path, description = "Version sequence")),
+    responses((status = 200, body = crate::api::lineage::ModelLineage), (status = 404, body = ErrorBody)))]
+pub(super) async fn model_lineage(State(s): State<HttpState>, Path((name, seq)): Path<(String, u64)>) -> PipelineAnswer {
+    use super::requests::{ApiRequest, ask_core};
+    use crate::api::ApiResponse;
+    let not_found = |m: String| PipelineAnswer(Err((StatusCode::NOT_FOUND, m)));
+    let detail = match ask_core(&s.inputs, ApiRequest::ShowModel { name: name.clone() }).await {
+        Ok(ApiResponse::Model(d)) => d,
+        Ok(_) => return not_found(format!("unknown model {name:?}")),
+        Err(e) => return PipelineAnswer(Err((super::http::status_of(&e), e.to_string()))),
+    };
+    let Some(version) = detail.versions.into_iter().find(|v| v.record.version_seq == seq) else {
+        return not_found(format!("model {name} has no version {seq}; `edgefleet model show {name}` lists them"));
+    };
+    let rollouts = match ask_core(&s.inputs, ApiRequest::ListRollouts).await {
+        Ok(ApiResponse::Rollouts(list)) => list.into_iter().filter(|r| r.model == name && r.version_seq == seq).collect(),
+        _ => Vec::new(),
+    };
+    let devices = version.devices.iter().map(|d| d.as_str().to_string()).collect();
+    let (packages, trust) = (super::models::packages_dir(&s.data_dir), s.trust_store.clone());
+    with(&s, move |p| {
+        Ok(crate::pipeline::lineage::model_lineage(
+            &version.record,
+            &packages,
+            &trust,
+            p.store(),
+            p.artifacts(),
+            p.datasets(),
+            rollouts,
+            devices,
+        ))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/lineage/datasets/{name}/{version}", tag = "pipelines",
+    params(("name" = String, Path, description = "Dataset name"),
+        ("version" = String, Path, description = "Version: a number, latest, or sha256:<hex>")),
+    responses((status = 200, body = crate::api::lineage::DatasetLineage), (status = 404, body = ErrorBody)))]
+pub(super) async fn dataset_lineage(
+    State(s): State<HttpState>,
+    Path((name, version)): Path<(String, String)>,
+) -> PipelineAnswer {
+    with(&s, move |p| {
+        let (dataset, _) = p.datasets().resolve(&name, &version).map_err(PipelineError::Invalid)?;
+        Ok(crate::pipeline::lineage::dataset_lineage(p.store(), &dataset.name, dataset.version, dataset.digest))
+    })
+    .await
+}
