@@ -181,6 +181,27 @@ async fn pipelines_run_to_a_signed_package_cache_retry_time_out_and_survive_sigk
     assert!(runs.contains("fixture-train-1") && runs.contains("fixture-train-2"), "{runs}");
     assert!(runs.contains(&format!("{accuracy:.4}")), "{runs}");
 
+    // Nothing but the edgefleet binary: train-tabular trains, evaluate gates, package ships.
+    let tabular = dir.path().join("tabular");
+    let mut csv = String::from("a,b,label\n");
+    for i in 0..60 {
+        let (x, y) = [(0.0, 0.0), (6.0, 0.0), (0.0, 6.0)][i % 3];
+        let j = ((i * 7) % 5) as f32 / 10.0;
+        csv += &format!("{},{},{}\n", x + j, y - j, i % 3);
+    }
+    write(&tabular, "data.csv", &csv);
+    write(
+        &tabular,
+        "pipeline.yaml",
+        "name: tabular\ninputs: {data: \"file:data.csv\"}\nsteps:\n  train:\n    uses: train-tabular\n    with: {data: \"${inputs.data}\"}\n    outputs: [model]\n  evaluate:\n    uses: evaluate\n    with: {candidate: \"${steps.train.outputs.model}\", data: \"${inputs.data}\", min_accuracy: 95%}\n  package:\n    uses: package\n    with: {model: \"${steps.train.outputs.model}\", name: tabular-model}\n    after: [evaluate]\n",
+    );
+    let (code, tab) =
+        json_of(&server, &["--json", "pipeline", "run", tabular.join("pipeline.yaml").to_str().unwrap(), "--wait"])
+            .await;
+    assert_eq!(code, Some(0), "{tab:#}");
+    assert_eq!(tab["steps"]["evaluate"]["metrics"]["accuracy"], 1.0, "{tab:#}");
+    assert_eq!(tab["package"], "tabular-model@1");
+
     // A failing step is retried as configured; the run fails with that step's log.
     let flaky = dir.path().join("flaky");
     write(

@@ -552,7 +552,13 @@ pub(crate) fn lineage(conn: &Conn, target: &str, dataset: Option<&str>) -> Resul
                 println!("  no run has read it");
             }
             for r in &answer.runs {
-                println!("  run {} ({}): {} → {}", r.run, r.pipeline, r.status.word(), r.package.as_deref().unwrap_or("no package"));
+                println!(
+                    "  run {} ({}): {} → {}",
+                    r.run,
+                    r.pipeline,
+                    r.status.word(),
+                    r.package.as_deref().unwrap_or("no package")
+                );
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -580,7 +586,8 @@ pub(crate) fn lineage(conn: &Conn, target: &str, dataset: Option<&str>) -> Resul
                     println!("    param {k} = {v}");
                 }
                 for (k, input) in &run.inputs {
-                    let dataset = input.dataset.as_ref().map(|d| format!(" = {}@{}", d.name, d.version)).unwrap_or_default();
+                    let dataset =
+                        input.dataset.as_ref().map(|d| format!(" = {}@{}", d.name, d.version)).unwrap_or_default();
                     println!("    input {k}: {}{dataset}", input.source);
                 }
             }
@@ -589,7 +596,11 @@ pub(crate) fn lineage(conn: &Conn, target: &str, dataset: Option<&str>) -> Resul
         for r in &l.rollouts {
             println!("  rollout {}: {} to {} device(s)", r.id, r.status.words(), r.targets);
         }
-        println!("  running on {} device(s) now{}", l.devices.len(), if l.devices.is_empty() { String::new() } else { format!(": {}", l.devices.join(", ")) });
+        println!(
+            "  running on {} device(s) now{}",
+            l.devices.len(),
+            if l.devices.is_empty() { String::new() } else { format!(": {}", l.devices.join(", ")) }
+        );
         println!("  checks:");
         for c in &l.checks {
             let mark = if c.ok { "ok  " } else { "FAIL" };

@@ -58,8 +58,12 @@ pub fn model_lineage(
             }
             Err(e) => checks.push(check("package", record.package_id.clone(), false, Some(e.to_string()))),
         },
-        (Err(e), _) => checks.push(check("package", record.package_id.clone(), false, Some(format!("{}: {e}", file.display())))),
-        (_, Err(e)) => checks.push(check("package", record.package_id.clone(), false, Some(format!("trust store: {e}")))),
+        (Err(e), _) => {
+            checks.push(check("package", record.package_id.clone(), false, Some(format!("{}: {e}", file.display()))))
+        }
+        (_, Err(e)) => {
+            checks.push(check("package", record.package_id.clone(), false, Some(format!("trust store: {e}"))))
+        }
     }
     let lineage = manifest.as_ref().map(|m| m.lineage.clone());
     let run_id = lineage.as_ref().and_then(|l| l.training_run_id.clone());
@@ -94,7 +98,12 @@ pub fn model_lineage(
                 } else {
                     (!ok).then(|| "the package, the run and the snapshot disagree".into())
                 };
-                checks.push(check(format!("code snapshot ({} files re-hashed)", v.code.len()), code.to_hex(), ok, detail));
+                checks.push(check(
+                    format!("code snapshot ({} files re-hashed)", v.code.len()),
+                    code.to_hex(),
+                    ok,
+                    detail,
+                ));
             }
             None => checks.push(check(
                 "spec",
@@ -170,7 +179,12 @@ pub fn dataset_lineage(store: &PipelineStore, name: &str, version: u64, digest: 
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.inputs.values().any(|i| i.dataset.as_ref().is_some_and(|d| d.digest == digest)))
-        .map(|r| DatasetUse { run: r.id.clone(), pipeline: r.pipeline.clone(), status: r.status, package: r.package.clone() })
+        .map(|r| DatasetUse {
+            run: r.id.clone(),
+            pipeline: r.pipeline.clone(),
+            status: r.status,
+            package: r.package.clone(),
+        })
         .collect();
     DatasetLineage { dataset: name.to_string(), version, digest: digest.to_hex(), runs }
 }

@@ -17,6 +17,7 @@ pub mod runner;
 pub mod service;
 pub mod spec;
 pub mod store;
+pub mod train_tabular;
 mod yaml;
 
 #[cfg(test)]

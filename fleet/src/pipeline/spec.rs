@@ -31,7 +31,7 @@ pub struct StepSpec {
     /// The command and its arguments (no shell), run in a snapshot of the spec's directory.
     #[serde(default)]
     pub run: Option<Vec<Scalar>>,
-    /// A built-in step: `package` or `evaluate`.
+    /// A built-in step: `package`, `evaluate` or `train-tabular`.
     #[serde(default)]
     pub uses: Option<String>,
     /// The built-in's arguments.
@@ -90,6 +90,7 @@ impl<'de> Deserialize<'de> for Scalar {
 pub const BUILTINS: &[(&str, &[&str], &[&str])] = &[
     ("package", &["model", "name"], &["label", "version_seq", "drift_reference"]),
     ("evaluate", &["candidate", "data"], &["baseline", "min_accuracy", "label_column"]),
+    ("train-tabular", &["data"], &["label_column", "alpha"]),
 ];
 
 /// A spec that cannot run, with the line at fault where there is one.
@@ -271,6 +272,14 @@ impl PipelineSpec {
                         ));
                     }
                 }
+                if uses == "train-tabular" && !step.outputs.iter().any(|o| o == "model") {
+                    return Err(fail(
+                        &at,
+                        format!(
+                            "step {name}: `train-tabular` writes its model to the output `model`: add `outputs: [model]`"
+                        ),
+                    ));
+                }
                 if let Some(missing) = required.iter().find(|k| !step.with.contains_key(**k)) {
                     return Err(fail(
                         &format!("{at}.with"),
@@ -313,7 +322,10 @@ impl PipelineSpec {
                 return Err(fail(&path, format!("step {name}: cannot run after itself")));
             }
             if !self.steps.contains_key(other) {
-                return Err(fail(&path, format!("step {name}: after: no step {other:?} (steps: {})", keys(&self.steps))));
+                return Err(fail(
+                    &path,
+                    format!("step {name}: after: no step {other:?} (steps: {})", keys(&self.steps)),
+                ));
             }
             deps.insert(other.clone());
         }

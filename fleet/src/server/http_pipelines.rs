@@ -225,7 +225,10 @@ pub(super) async fn step_logs(
 #[utoipa::path(get, path = "/v1/lineage/models/{name}/{seq}", tag = "pipelines",
     params(("name" = String, Path, description = "Model name"), ("seq" = u64, Path, description = "Version sequence")),
     responses((status = 200, body = crate::api::lineage::ModelLineage), (status = 404, body = ErrorBody)))]
-pub(super) async fn model_lineage(State(s): State<HttpState>, Path((name, seq)): Path<(String, u64)>) -> PipelineAnswer {
+pub(super) async fn model_lineage(
+    State(s): State<HttpState>,
+    Path((name, seq)): Path<(String, u64)>,
+) -> PipelineAnswer {
     use super::requests::{ApiRequest, ask_core};
     use crate::api::ApiResponse;
     let not_found = |m: String| PipelineAnswer(Err((StatusCode::NOT_FOUND, m)));
@@ -238,7 +241,9 @@ pub(super) async fn model_lineage(State(s): State<HttpState>, Path((name, seq)):
         return not_found(format!("model {name} has no version {seq}; `edgefleet model show {name}` lists them"));
     };
     let rollouts = match ask_core(&s.inputs, ApiRequest::ListRollouts).await {
-        Ok(ApiResponse::Rollouts(list)) => list.into_iter().filter(|r| r.model == name && r.version_seq == seq).collect(),
+        Ok(ApiResponse::Rollouts(list)) => {
+            list.into_iter().filter(|r| r.model == name && r.version_seq == seq).collect()
+        }
         _ => Vec::new(),
     };
     let devices = version.devices.iter().map(|d| d.as_str().to_string()).collect();

@@ -13,7 +13,7 @@ use crate::pipeline::record::DatasetRef;
 use crate::pipeline::runner::{Backoff, BuiltinCall, BuiltinFuture, Builtins, Runner};
 use crate::pipeline::service::{AuditSink, DatasetLookup, PipelineService};
 use crate::pipeline::store::PipelineStore;
-use crate::pipeline::{LocalExecutor, evaluate};
+use crate::pipeline::{LocalExecutor, evaluate, train_tabular};
 use edgefleet_protocol::Digest;
 use serde_json::Value;
 use std::path::Path;
@@ -49,6 +49,9 @@ impl Builtins for FleetBuiltins {
                 "evaluate" => tokio::task::spawn_blocking(move || evaluate::run(&call))
                     .await
                     .map_err(|e| format!("the evaluation's thread failed: {e}"))?,
+                "train-tabular" => tokio::task::spawn_blocking(move || train_tabular::run(&call))
+                    .await
+                    .map_err(|e| format!("the training's thread failed: {e}"))?,
                 other => Err(format!("unknown built-in {other:?}")),
             }
         })
