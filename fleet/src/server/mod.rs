@@ -29,6 +29,7 @@ pub mod decision_log;
 pub mod driver;
 pub mod duplicates;
 pub mod http;
+pub mod http_datasets;
 pub mod link;
 pub mod models;
 pub mod quarantine;

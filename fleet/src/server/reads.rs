@@ -58,6 +58,7 @@ pub fn samples(store: &dyn FleetStore, model: &str, device: Option<&str>, limit:
                 timestamp_ms: r.timestamp_ms,
                 inputs: r.inputs.iter().map(|v| v.is_finite().then_some(*v)).collect(),
                 outputs: r.outputs.iter().map(|v| v.is_finite().then_some(*v)).collect(),
+                label: None,
             })
         })
         .collect();
