@@ -147,3 +147,131 @@ async fn datasets_round_trip_through_the_cli_and_the_audit_chain() {
     let verified = ok(&server, &["audit", "verify"]).await;
     assert!(verified.contains("audit chain intact"), "{verified}");
 }
+
+/// A real agent samples every inference; a label posted on the device after its sample was
+/// sent follows on its own (`SampleLabels`), the fleet joins it to the stored sample by
+/// (device, inference id, timestamp), and `dataset create --from-samples --labelled-only`
+/// takes the labelled rows only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_label_is_joined_to_its_sample_and_a_labelled_dataset_takes_it() {
+    use edgefleet_protocol::hardware::HardwareClass::Cpu;
+    use serde_json::{Value, json};
+
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = unique_namespace();
+    let (server, shutdown) = start_server(dir.path(), &namespace, None).await;
+    let http = format!("http://{}", server.http_addr);
+    let client = Client::new(&http, "lena");
+    let sampling =
+        [("EDGEFLEET_AGENT__SAMPLING__SAMPLE_RATE", "1.0"), ("EDGEFLEET_AGENT__SAMPLING__DRIFT_WINDOW_MS", "300")];
+    let agents = Agents::start_with(dir.path(), &server.mqtt_url, &namespace, &devices("lab", 1, Cpu), &sampling);
+    wait_for(&client, "/v1/devices", 60, |d| d.as_array().is_some_and(|a| a.len() == 1 && !a[0]["hardware"].is_null()))
+        .await;
+    push(&client, package(1, &[(Cpu, &model("vibration_mlp.onnx"))])).await.unwrap();
+    let plan = json!({
+        "model": "vibration-mlp", "version_seq": 1, "stages": "100%", "bake": "0s",
+        "max_failure_rate": "90%", "confidence": "80%", "min_sample": 1,
+        "probation": "1s", "probation_min_inferences": 0,
+    });
+    let id = post(&client, "/v1/rollouts", plan).await.unwrap()["id"].as_u64().unwrap();
+    let done = wait_for(&client, &format!("/v1/rollouts/{id}"), 120, |r| status(r) != "running").await;
+    assert_eq!(status(&done), "completed", "{done:#}");
+
+    let api = std::fs::read_to_string(dir.path().join("agents/lab-00/api.addr")).unwrap();
+    let agent = Client::new(&format!("http://{}", api.trim()), "app");
+    let infer = |x: f32| {
+        let agent = agent.clone();
+        async move {
+            let body = json!({"inputs": [{"shape": [1, 8], "data": vec![x; 8]}]});
+            let out: Value =
+                tokio::task::spawn_blocking(move || agent.post_json("/v1/infer", &body)).await.unwrap().unwrap();
+            out["inference_id"].as_u64().unwrap()
+        }
+    };
+    let label = |id: u64, label: i64| {
+        let agent = agent.clone();
+        async move {
+            let body = json!({"inference_id": id, "label": label});
+            let _: Value =
+                tokio::task::spawn_blocking(move || agent.post_json("/v1/feedback", &body)).await.unwrap().unwrap();
+        }
+    };
+    let sample =
+        |samples: &Value, id: u64| samples.as_array().and_then(|a| a.iter().find(|s| s["inference_id"] == id).cloned());
+
+    // Labelled at once (it travels with its batch, or right after it), and one never labelled.
+    let early = infer(0.1).await;
+    label(early, 3).await;
+    let unlabelled = infer(0.2).await;
+    // Labelled only once the fleet has stored its sample: the label follows on its own.
+    let late = infer(0.3).await;
+    let samples = "/v1/samples?model=vibration-mlp";
+    let before = wait_for(&client, samples, 30, |s| sample(s, late).is_some()).await;
+    assert!(sample(&before, late).unwrap().get("label").is_none(), "not labelled yet: {before:#}");
+    label(late, 2).await;
+    let after = wait_for(&client, samples, 30, |s| sample(s, late).is_some_and(|r| r["label"] == 2)).await;
+    assert_eq!(sample(&after, early).unwrap()["label"], 3, "{after:#}");
+    assert!(sample(&after, unlabelled).unwrap().get("label").is_none(), "{after:#}");
+
+    let created = ok(
+        &http,
+        &[
+            "dataset",
+            "create",
+            "lab-labelled",
+            "--from-samples",
+            "--model",
+            "vibration-mlp",
+            "--labelled-only",
+            "--since",
+            "1h",
+            "--json",
+        ],
+    )
+    .await;
+    let created: CreateDatasetResponse = serde_json::from_str(&created).unwrap();
+    let d = &created.dataset;
+    assert_eq!(d.rows, 2, "{d:#?}");
+    assert_eq!(d.schema.last().map(|c| c.name.as_str()), Some("label"));
+    assert_eq!((d.provenance.source.as_str(), d.provenance.labelled_only), ("samples", true));
+    assert_eq!(d.provenance.devices, ["lab-00"]);
+    assert_eq!(
+        d.provenance.model_versions.iter().map(|m| (m.model.as_str(), m.version_seq)).collect::<Vec<_>>(),
+        [("vibration-mlp", 1)]
+    );
+    assert_eq!(d.provenance.created_by, "dana");
+    let out = dir.path().join("labelled.csv");
+    ok(&http, &["dataset", "export", "lab-labelled", "--out", out.to_str().unwrap()]).await;
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(rows.iter().any(|r| r.starts_with(&format!("lab-00,1,{late},")) && r.ends_with(",2")), "{csv}");
+    assert!(rows.iter().any(|r| r.starts_with(&format!("lab-00,1,{early},")) && r.ends_with(",3")), "{csv}");
+    // The same stored samples again: the same content, so the same version.
+    let again = ok(
+        &http,
+        &["dataset", "create", "lab-labelled", "--from-samples", "--model", "vibration-mlp", "--labelled-only"],
+    )
+    .await;
+    assert!(again.contains("unchanged") && again.contains("lab-labelled@1"), "{again}");
+    let everything = ok(
+        &http,
+        &[
+            "dataset",
+            "create",
+            "lab-all",
+            "--from-samples",
+            "--model",
+            "vibration-mlp",
+            "--select",
+            "device=lab-00",
+            "--json",
+        ],
+    )
+    .await;
+    let everything: CreateDatasetResponse = serde_json::from_str(&everything).unwrap();
+    assert!(everything.dataset.rows >= 3, "{everything:#?}");
+
+    agents.stop().await;
+    shutdown.cancel();
+    let _ = server.task.await;
+}
