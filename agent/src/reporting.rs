@@ -22,6 +22,7 @@ fn stream_of(kind: TopicKind) -> Option<Stream> {
         TopicKind::Ack => Stream::Ack,
         TopicKind::Drift => Stream::Drift,
         TopicKind::Samples => Stream::Samples,
+        TopicKind::Labels => Stream::Labels,
         _ => return None,
     })
 }

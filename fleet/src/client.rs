@@ -2,6 +2,9 @@
 //! answers come back as the typed structs of [`crate::api`].
 
 use crate::api::audit::{AuditEntry, AuditVerify};
+use crate::api::datasets::{
+    CreateDatasetResponse, DatasetDetail, DatasetDiff, DatasetSummary, DatasetVersion, FromSamplesRequest,
+};
 use crate::api::devices::{
     DeviceDetail, DeviceSummary, LabelRequest, LabelResponse, SamplingRequest, SamplingResponse,
 };
@@ -95,6 +98,30 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let body = serde_json::to_value(body).map_err(|e| ClientError::Protocol(format!("request body: {e}")))?;
         self.finish(self.agent.post(&url).header("x-edgefleet-actor", &self.actor).send_json(&body))
+    }
+
+    /// GET `path`, the answer's raw bytes (a refusal is still read as `{"error": ...}`).
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut response = self
+            .agent
+            .get(&url)
+            .header("x-edgefleet-actor", &self.actor)
+            .call()
+            .map_err(|e| ClientError::Unreachable { server: self.base.clone(), detail: e.to_string() })?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .map_err(|e| ClientError::Protocol(format!("HTTP {status}: {e}")))?;
+        if status >= 400 {
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map_or_else(|_| "request refused".to_string(), |body| body.error);
+            return Err(ClientError::Refused { status, message });
+        }
+        Ok(bytes)
     }
 
     /// POST raw bytes to `path`; the answer as `T`.
@@ -218,6 +245,61 @@ impl Client {
     /// `GET /v1/audit/verify`.
     pub fn verify_audit(&self) -> Result<AuditVerify, ClientError> {
         self.get("/v1/audit/verify")
+    }
+
+    /// `POST /v1/datasets/{name}?file=` with CSV bytes.
+    pub fn create_dataset(&self, name: &str, file: &str, csv: &[u8]) -> Result<CreateDatasetResponse, ClientError> {
+        self.post_bytes(&format!("/v1/datasets/{}?file={}", query_escape(name), query_escape(file)), csv)
+    }
+
+    /// `POST /v1/datasets/{name}/from-samples`.
+    pub fn create_dataset_from_samples(
+        &self,
+        name: &str,
+        request: &FromSamplesRequest,
+    ) -> Result<CreateDatasetResponse, ClientError> {
+        self.post_json(&format!("/v1/datasets/{}/from-samples", query_escape(name)), request)
+    }
+
+    /// `GET /v1/datasets`.
+    pub fn datasets(&self) -> Result<Vec<DatasetSummary>, ClientError> {
+        self.get("/v1/datasets")
+    }
+
+    /// `GET /v1/datasets/{name}`.
+    pub fn dataset(&self, name: &str) -> Result<DatasetDetail, ClientError> {
+        self.get(&format!("/v1/datasets/{}", query_escape(name)))
+    }
+
+    /// `GET /v1/datasets/{name}/{version}` (`latest`, `3`, `sha256:<hex>`).
+    pub fn dataset_version(&self, name: &str, version: &str) -> Result<DatasetVersion, ClientError> {
+        self.get(&format!("/v1/datasets/{}/{}", query_escape(name), query_escape(version)))
+    }
+
+    /// `GET /v1/datasets/{name}/{version}/data`: the CSV bytes.
+    pub fn dataset_data(&self, name: &str, version: &str) -> Result<Vec<u8>, ClientError> {
+        self.get_bytes(&format!("/v1/datasets/{}/{}/data", query_escape(name), query_escape(version)))
+    }
+
+    /// `GET /v1/datasets/{name}/{version}/diff?against=&...`; `query` holds extra
+    /// `key=value` pairs (`bins`, `min_rows`, `fdr`, `min_psi`).
+    pub fn diff_datasets(
+        &self,
+        name: &str,
+        version: &str,
+        against: &str,
+        query: &[(&str, String)],
+    ) -> Result<DatasetDiff, ClientError> {
+        let mut path = format!(
+            "/v1/datasets/{}/{}/diff?against={}",
+            query_escape(name),
+            query_escape(version),
+            query_escape(against)
+        );
+        for (key, value) in query {
+            path.push_str(&format!("&{key}={}", query_escape(value)));
+        }
+        self.get(&path)
     }
 }
 

@@ -5,11 +5,12 @@
 //! serving ([`transfer`]) and single-device deployment over the broker ([`direct`]); the pure
 //! rollout controller ([`rollout`]); the fleet manager itself ([`server`]: embedded broker,
 //! registries, rollouts driven over MQTT, HTTP API, audit chain), the API's typed contract
-//! ([`api`]) and its CLI client ([`client`]). See ARCHITECTURE.md.
+//! ([`api`]) and its CLI client ([`client`]); versioned datasets ([`dataset`]). See ARCHITECTURE.md.
 
 pub mod api;
 pub mod build;
 pub mod client;
+pub mod dataset;
 pub mod direct;
 pub mod drift;
 pub mod golden;

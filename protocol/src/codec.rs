@@ -43,6 +43,8 @@ pub enum MessageKind {
     CommandAck = 0x07,
     /// [`crate::uplink::SensorStatus`]
     SensorStatus = 0x08,
+    /// [`crate::uplink::SampleLabels`]
+    SampleLabels = 0x09,
     /// [`crate::command::Command`]
     Command = 0x10,
     /// [`crate::transfer::ChunkRequest`]
@@ -53,7 +55,7 @@ pub enum MessageKind {
 
 impl MessageKind {
     /// Every kind, in byte order.
-    pub const ALL: [MessageKind; 11] = [
+    pub const ALL: [MessageKind; 12] = [
         MessageKind::Birth,
         MessageKind::Presence,
         MessageKind::Health,
@@ -62,6 +64,7 @@ impl MessageKind {
         MessageKind::SampleBatch,
         MessageKind::CommandAck,
         MessageKind::SensorStatus,
+        MessageKind::SampleLabels,
         MessageKind::Command,
         MessageKind::ChunkRequest,
         MessageKind::ChunkResponse,

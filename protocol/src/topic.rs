@@ -47,6 +47,8 @@ pub enum TopicKind {
     ChunkRequest,
     /// `sensor`: the serial sensor link's status (retained latest value).
     Sensor,
+    /// `labels`: ground-truth labels of sampled records.
+    Labels,
     /// `cmd`: commands to the device.
     Command,
     /// `chunk/resp`: package chunk responses.
@@ -55,7 +57,7 @@ pub enum TopicKind {
 
 impl TopicKind {
     /// Every kind.
-    pub const ALL: [TopicKind; 11] = [
+    pub const ALL: [TopicKind; 12] = [
         TopicKind::Birth,
         TopicKind::Presence,
         TopicKind::Health,
@@ -65,6 +67,7 @@ impl TopicKind {
         TopicKind::Ack,
         TopicKind::ChunkRequest,
         TopicKind::Sensor,
+        TopicKind::Labels,
         TopicKind::Command,
         TopicKind::ChunkResponse,
     ];
@@ -81,6 +84,7 @@ impl TopicKind {
             TopicKind::Ack => "ack",
             TopicKind::ChunkRequest => "chunk/req",
             TopicKind::Sensor => "sensor",
+            TopicKind::Labels => "labels",
             TopicKind::Command => "cmd",
             TopicKind::ChunkResponse => "chunk/resp",
         }
@@ -106,6 +110,7 @@ impl TopicKind {
             TopicKind::Ack => MessageKind::CommandAck,
             TopicKind::ChunkRequest => MessageKind::ChunkRequest,
             TopicKind::Sensor => MessageKind::SensorStatus,
+            TopicKind::Labels => MessageKind::SampleLabels,
             TopicKind::Command => MessageKind::Command,
             TopicKind::ChunkResponse => MessageKind::ChunkResponse,
         }
@@ -290,8 +295,9 @@ mod tests {
     #[test]
     fn filters() {
         let ns = Namespace::new("plant-3").unwrap();
-        assert_eq!(ns.fleet_filters().len(), 9);
+        assert_eq!(ns.fleet_filters().len(), 10);
         assert!(ns.fleet_filters().contains(&"plant-3/devices/+/health".to_string()));
+        assert!(ns.fleet_filters().contains(&"plant-3/devices/+/labels".to_string()));
         assert!(ns.fleet_filters().contains(&"plant-3/devices/+/sensor".to_string()));
         let dev = DeviceId::new("d1").unwrap();
         assert_eq!(Topic::device_filters(&ns, &dev), vec!["plant-3/devices/d1/cmd", "plant-3/devices/d1/chunk/resp"]);

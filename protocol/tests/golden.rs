@@ -316,6 +316,21 @@ fn sample_batch() {
 
 #[test]
 #[rustfmt::skip]
+fn sample_labels() {
+    let labels = SampleLabels {
+        seq: 2,
+        labels: vec![SampleLabel { inference_id: 7, timestamp_ms: 300, label: -1 }],
+    };
+    check(labels, &[
+        0x01, 0x09, 0x02,       // header (kind SampleLabels), seq 2
+        0x01,                   // one label
+        0x07, 0xac, 0x02,       //   inference_id 7, timestamp_ms 300 (varint)
+        0x01,                   //   label -1 (zigzag)
+    ]);
+}
+
+#[test]
+#[rustfmt::skip]
 fn command_ack() {
     let ack = CommandAck { seq: 3, command_id: CommandId(7), result: AckResult::Rejected("busy".into()) };
     check(ack, &[0x01, 0x07, 0x03, 0x07, 0x01 /* Rejected */, 0x04, b'b', b'u', b's', b'y']);

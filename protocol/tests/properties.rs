@@ -19,6 +19,7 @@ fn decode_all(bytes: &[u8]) {
     let _ = decode::<DeploymentStatus>(bytes);
     let _ = decode::<DriftSummary>(bytes);
     let _ = decode::<SampleBatch>(bytes);
+    let _ = decode::<SampleLabels>(bytes);
     let _ = decode::<CommandAck>(bytes);
     let _ = decode::<SensorStatus>(bytes);
     let _ = decode::<Command>(bytes);
@@ -157,6 +158,13 @@ proptest! {
     #[test]
     fn sample_batches_round_trip(batch in sample_batch()) {
         stable(&batch)?;
+    }
+
+    #[test]
+    fn sample_labels_round_trip(seq in any::<u64>(), labels in proptest::collection::vec(any::<(u64, u64, i64)>(), 0..64)) {
+        let labels = labels.into_iter().map(|(inference_id, timestamp_ms, label)| SampleLabel { inference_id, timestamp_ms, label }).collect();
+        let message = SampleLabels { seq, labels };
+        prop_assert_eq!(decode::<SampleLabels>(&encode(&message).unwrap()).unwrap(), message);
     }
 
     #[test]

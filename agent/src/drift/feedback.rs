@@ -17,6 +17,8 @@ pub struct Served {
     pub predicted: Option<i64>,
     /// Whether a label was already counted for it (each inference counts once).
     pub labelled: bool,
+    /// When it was sampled (its record's `timestamp_ms`), if it was: its labels go to the fleet.
+    pub sampled_at_ms: Option<u64>,
 }
 
 /// Bounded log of recent inferences. Ids come from the worker in increasing order, so the
@@ -47,7 +49,7 @@ impl FeedbackLog {
         if self.entries.len() == self.capacity {
             self.entries.pop_front();
         }
-        self.entries.push_back((id, Served { model, predicted, labelled: false }));
+        self.entries.push_back((id, Served { model, predicted, labelled: false, sampled_at_ms: None }));
     }
 
     /// The entry of `id`, `None` when unknown or forgotten.

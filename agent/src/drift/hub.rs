@@ -11,7 +11,7 @@ use super::tracker::DriftTracker;
 use crate::inference::ModelInfo;
 use edgefleet_protocol::drift::DriftReference;
 use edgefleet_protocol::tensor::Tensor;
-use edgefleet_protocol::uplink::{DriftSummary, SampleRecord};
+use edgefleet_protocol::uplink::{DriftSummary, SampleLabel, SampleRecord};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +21,18 @@ use std::time::Duration;
 pub enum Report {
     /// A drift summary (Drift stream).
     Drift(Box<DriftSummary>),
-    /// Sampled records (Samples stream).
+    /// Sampled records (Samples stream), with the labels that arrived before it was sent
+    /// (Labels stream, right after it).
     Samples(PendingBatch),
+    /// Labels that arrived after their records were sent (Labels stream).
+    Labels(Vec<SampleLabel>),
 }
+
+/// Late labels kept for the next report at most (older ones are dropped first).
+pub const LATE_LABELS_CAPACITY: usize = 4096;
+
+/// Labels per `SampleLabels` message at most (≤ 30 bytes each encoded: about 30 KiB).
+pub const LABELS_PER_MESSAGE: usize = 1024;
 
 /// The answer to a ground-truth label.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,6 +87,7 @@ pub struct DriftHub {
     feedback: FeedbackLog,
     sampler: Sampler,
     ready: Vec<Report>,
+    late_labels: Vec<SampleLabel>,
 }
 
 impl DriftHub {
@@ -91,6 +101,7 @@ impl DriftHub {
             feedback: FeedbackLog::default(),
             sampler: Sampler::new(seed),
             ready: Vec::new(),
+            late_labels: Vec::new(),
         }
     }
 
@@ -133,12 +144,17 @@ impl DriftHub {
         if self.sampler.draw(&policy) {
             let (first_in, first_out) = (inputs.first(), outputs.first());
             let cost = record_cost(first_in.map_or(0, |t| t.data.len()), first_out.map_or(0, |t| t.data.len()));
-            self.sampler.offer(&policy, now_ms, &active.info.name, active.info.version_seq, cost, || SampleRecord {
-                inference_id,
-                timestamp_ms: now_ms,
-                inputs: first_in.map(|t| to_f32(&t.data)).unwrap_or_default(),
-                outputs: first_out.map(|t| to_f32(&t.data)).unwrap_or_default(),
+            let kept = self.sampler.offer(&policy, now_ms, &active.info.name, active.info.version_seq, cost, || {
+                SampleRecord {
+                    inference_id,
+                    timestamp_ms: now_ms,
+                    inputs: first_in.map(|t| to_f32(&t.data)).unwrap_or_default(),
+                    outputs: first_out.map(|t| to_f32(&t.data)).unwrap_or_default(),
+                }
             });
+            if kept && let Some(served) = self.feedback.get_mut(inference_id) {
+                served.sampled_at_ms = Some(now_ms);
+            }
         }
     }
 
@@ -146,6 +162,17 @@ impl DriftHub {
     pub fn feedback(&mut self, inference_id: u64, label: i64) -> Result<FeedbackAnswer, UnknownInference> {
         let served = self.feedback.get_mut(inference_id).ok_or(UnknownInference(inference_id))?;
         let correct = served.predicted == Some(label);
+        // A sampled inference's label goes to the fleet: with its batch while that waits here,
+        // on its own once the batch was handed to the outbox.
+        if let Some(timestamp_ms) = served.sampled_at_ms {
+            let sample_label = SampleLabel { inference_id, timestamp_ms, label };
+            if !self.sampler.attach_label(sample_label) {
+                if self.late_labels.len() >= LATE_LABELS_CAPACITY {
+                    self.late_labels.remove(0);
+                }
+                self.late_labels.push(sample_label);
+            }
+        }
         let tracker = self.active.as_mut().filter(|a| a.info == served.model).and_then(|a| a.tracker.as_mut());
         let counted = !served.labelled && tracker.is_some();
         if counted && let Some(tracker) = tracker {
@@ -191,6 +218,9 @@ impl DriftHub {
     fn take_ready(&mut self) -> Vec<Report> {
         let mut out = std::mem::take(&mut self.ready);
         out.extend(self.sampler.take_full().into_iter().map(Report::Samples));
+        // Several messages when many wait, each far below the MQTT packet limit.
+        let late = std::mem::take(&mut self.late_labels);
+        out.extend(late.chunks(LABELS_PER_MESSAGE).map(|c| Report::Labels(c.to_vec())));
         out
     }
 
@@ -298,6 +328,31 @@ mod tests {
         let Some(Report::Samples(batch)) = reports.first() else { panic!("{reports:?}") };
         assert_eq!((batch.records[0].inference_id, &batch.records[0].inputs[..]), (1, &[0.5f32][..]));
         assert!(!hub.status().summarizing);
+    }
+
+    #[test]
+    fn labels_travel_with_their_batch_or_after_it() {
+        let mut hub = DriftHub::new(Policy { sample_rate: 1.0, ..POLICY }, Overrides::default(), 1);
+        hub.activate(0, Some(info(1)), Arc::default());
+        infer(&mut hub, 10, 1, 1);
+        infer(&mut hub, 20, 2, 0);
+        // Before the batch leaves: the label goes with it (a second label replaces the first).
+        hub.feedback(1, 0).unwrap();
+        hub.feedback(1, 2).unwrap();
+        let reports = hub.poll(1_000);
+        let [Report::Samples(batch)] = &reports[..] else { panic!("{reports:?}") };
+        assert_eq!(batch.records.len(), 2);
+        assert_eq!(batch.labels, vec![SampleLabel { inference_id: 1, timestamp_ms: 10, label: 2 }]);
+        // After it left: a labels report of its own, naming the record by id and timestamp.
+        hub.feedback(2, 1).unwrap();
+        let reports = hub.poll(1_100);
+        assert_eq!(reports, vec![Report::Labels(vec![SampleLabel { inference_id: 2, timestamp_ms: 20, label: 1 }])]);
+        // An inference that was not sampled: nothing to join a label to, nothing sent.
+        let mut unsampled = DriftHub::new(POLICY, Overrides::default(), 1);
+        unsampled.activate(0, Some(info(1)), Arc::default());
+        infer(&mut unsampled, 10, 1, 1);
+        unsampled.feedback(1, 1).unwrap();
+        assert!(unsampled.flush(2_000).is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Drift summaries, ground-truth feedback and raw-record sampling for the served model
-//! (WIRE.md §4.5, §4.6; SamplingPolicy §4.8).
+//! (WIRE.md §4.5, §4.6, §4.6a; SamplingPolicy §4.8). The label of a sampled inference goes
+//! to the fleet: with its sample batch while the batch waits here, on its own afterwards.
 //!
 //! ```text
 //! inference worker thread ── activate / observe ──► DriftHub (behind Drift, a mutex) ◄── feedback ── POST /v1/feedback
@@ -28,7 +29,9 @@ mod task;
 pub mod tracker;
 
 pub use feedback::{FEEDBACK_CAPACITY, FeedbackLog, Served};
-pub use hub::{DriftHub, DriftStatus, FeedbackAnswer, Report, UnknownInference};
+pub use hub::{
+    DriftHub, DriftStatus, FeedbackAnswer, LABELS_PER_MESSAGE, LATE_LABELS_CAPACITY, Report, UnknownInference,
+};
 pub use policy::{Overrides, OverridesFile, Policy, PolicyError};
 pub use sampler::{BATCH_BYTES, PendingBatch, Sampler, record_cost};
 pub use task::run;

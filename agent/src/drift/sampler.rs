@@ -7,7 +7,7 @@
 
 use super::policy::Policy;
 use edgefleet_protocol::ModelName;
-use edgefleet_protocol::uplink::{SampleBatch, SampleRecord};
+use edgefleet_protocol::uplink::{SampleBatch, SampleLabel, SampleRecord};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -30,9 +30,24 @@ pub struct PendingBatch {
     pub records: Vec<SampleRecord>,
     /// Sum of their costs.
     pub bytes: u64,
+    /// Labels that arrived for its records before it was sent (they follow it as one
+    /// `SampleLabels`, WIRE.md §4.6a).
+    pub labels: Vec<SampleLabel>,
 }
 
 impl PendingBatch {
+    /// Attaches `label` when one of the records is the one labelled (a later label replaces
+    /// an earlier one); false when none is.
+    fn attach(&mut self, label: SampleLabel) -> bool {
+        let ours =
+            self.records.iter().any(|r| r.inference_id == label.inference_id && r.timestamp_ms == label.timestamp_ms);
+        if ours {
+            self.labels.retain(|l| l.inference_id != label.inference_id || l.timestamp_ms != label.timestamp_ms);
+            self.labels.push(label);
+        }
+        ours
+    }
+
     /// The wire message with `seq`.
     pub fn into_message(self, seq: u64) -> SampleBatch {
         SampleBatch { seq, model: self.model, version_seq: self.version_seq, records: self.records }
@@ -99,6 +114,7 @@ impl Sampler {
             version_seq,
             records: Vec::new(),
             bytes: 0,
+            labels: Vec::new(),
         });
         batch.records.push(make());
         batch.bytes += cost;
@@ -113,6 +129,12 @@ impl Sampler {
         if let Some(batch) = self.open.take() {
             self.full.push(batch);
         }
+    }
+
+    /// Attaches `label` to the batch not yet handed over that holds its record; false when
+    /// none does (the record was sent: the label must follow on its own).
+    pub fn attach_label(&mut self, label: SampleLabel) -> bool {
+        self.open.iter_mut().chain(self.full.iter_mut()).any(|b| b.attach(label))
     }
 
     /// Finished batches, oldest first.

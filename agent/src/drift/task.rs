@@ -5,7 +5,7 @@ use super::Drift;
 use super::hub::Report;
 use crate::outbox::{Store, Stream};
 use crate::reporting::Reports;
-use edgefleet_protocol::uplink::DriftSummary;
+use edgefleet_protocol::uplink::{DriftSummary, SampleLabels};
 use tokio_util::sync::CancellationToken;
 
 fn push<S: Store>(reports: &Reports<S>, due: Vec<Report>) {
@@ -15,8 +15,16 @@ fn push<S: Store>(reports: &Reports<S>, due: Vec<Report>) {
                 tracing::debug!(model = %window.model, version = window.version_seq, rows = window.rows, "drift window closed");
                 reports.push(Stream::Drift, |seq| DriftSummary { seq, ..*window });
             }
-            Report::Samples(batch) => {
+            Report::Samples(mut batch) => {
+                let labels = std::mem::take(&mut batch.labels);
                 reports.push(Stream::Samples, |seq| batch.into_message(seq));
+                if !labels.is_empty() {
+                    reports.push(Stream::Labels, |seq| SampleLabels { seq, labels });
+                }
+            }
+            Report::Labels(labels) => {
+                tracing::debug!(labels = labels.len(), "labels of sent samples");
+                reports.push(Stream::Labels, |seq| SampleLabels { seq, labels });
             }
         }
     }

@@ -37,8 +37,8 @@ use crate::config::Settings;
 const WINDOW: usize = 64;
 
 /// Streams in the order the window is filled: control traffic before bulk data.
-pub const UPLINK_STREAMS: [TopicKind; 5] =
-    [TopicKind::Deployment, TopicKind::Ack, TopicKind::Health, TopicKind::Drift, TopicKind::Samples];
+pub const UPLINK_STREAMS: [TopicKind; 6] =
+    [TopicKind::Deployment, TopicKind::Ack, TopicKind::Health, TopicKind::Drift, TopicKind::Samples, TopicKind::Labels];
 
 /// Something that arrived for the agent.
 #[derive(Debug, Clone)]

@@ -21,20 +21,23 @@ pub enum Stream {
     Drift,
     /// Sampled input/output records: bulk data, the first to go.
     Samples,
+    /// Ground-truth labels of sampled records (small; they follow their samples). Declared
+    /// last so the on-disk ids of the older streams stay as they were.
+    Labels,
 }
 
 /// Number of streams; the length of [`PerStream`].
-pub const STREAM_COUNT: usize = 5;
+pub const STREAM_COUNT: usize = 6;
 
 impl Stream {
     /// Every stream, in declaration order (most important first).
     pub const fn all() -> [Stream; STREAM_COUNT] {
-        [Stream::Deployment, Stream::Health, Stream::Ack, Stream::Drift, Stream::Samples]
+        [Stream::Deployment, Stream::Health, Stream::Ack, Stream::Drift, Stream::Samples, Stream::Labels]
     }
 
     /// Every stream in eviction order: the stream whose records go first comes first.
     pub const fn eviction_order() -> [Stream; STREAM_COUNT] {
-        [Stream::Samples, Stream::Drift, Stream::Ack, Stream::Health, Stream::Deployment]
+        [Stream::Samples, Stream::Labels, Stream::Drift, Stream::Ack, Stream::Health, Stream::Deployment]
     }
 
     /// The stable on-disk id. Never renumber: stored keys and counters use it.
@@ -45,6 +48,7 @@ impl Stream {
             Stream::Ack => 3,
             Stream::Drift => 4,
             Stream::Samples => 5,
+            Stream::Labels => 6,
         }
     }
 
@@ -56,6 +60,7 @@ impl Stream {
             3 => Some(Stream::Ack),
             4 => Some(Stream::Drift),
             5 => Some(Stream::Samples),
+            6 => Some(Stream::Labels),
             _ => None,
         }
     }
@@ -68,17 +73,19 @@ impl Stream {
             Stream::Ack => "ack",
             Stream::Drift => "drift",
             Stream::Samples => "samples",
+            Stream::Labels => "labels",
         }
     }
 
-    /// Position in eviction order: 0 is evicted first (Samples), 4 last (Deployment).
+    /// Position in eviction order: 0 is evicted first (Samples), 5 last (Deployment).
     pub const fn eviction_rank(self) -> u8 {
         match self {
             Stream::Samples => 0,
-            Stream::Drift => 1,
-            Stream::Ack => 2,
-            Stream::Health => 3,
-            Stream::Deployment => 4,
+            Stream::Labels => 1,
+            Stream::Drift => 2,
+            Stream::Ack => 3,
+            Stream::Health => 4,
+            Stream::Deployment => 5,
         }
     }
 
@@ -130,12 +137,12 @@ mod tests {
     #[test]
     fn ids_are_stable_and_round_trip() {
         let ids: Vec<u8> = Stream::all().iter().map(|s| s.id()).collect();
-        assert_eq!(ids, [1, 2, 3, 4, 5]);
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
         for s in Stream::all() {
             assert_eq!(Stream::from_id(s.id()), Some(s));
         }
         assert_eq!(Stream::from_id(0), None);
-        assert_eq!(Stream::from_id(6), None);
+        assert_eq!(Stream::from_id(7), None);
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! from them ([`crate::server::http::ApiDoc`]).
 //!
 //! One file per resource: [`status`], [`devices`], [`models`], [`rollouts`], [`health`],
-//! [`drift`], [`samples`], [`audit`], [`errors`].
+//! [`drift`], [`samples`], [`audit`], [`datasets`], [`errors`].
 
 pub mod audit;
+pub mod datasets;
 pub mod devices;
 pub mod drift;
 pub mod errors;

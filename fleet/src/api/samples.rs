@@ -20,4 +20,8 @@ pub struct SampleRecord {
     pub inputs: Vec<Option<f32>>,
     /// Output values (null: not a number).
     pub outputs: Vec<Option<f32>>,
+    /// The ground-truth label reported for this inference on the device (`POST
+    /// /v1/feedback`), when one arrived (with the sample or after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<i64>,
 }

@@ -101,27 +101,8 @@ pub(crate) fn samples(conn: &Conn, command: SamplesCommand) -> Result<ExitCode> 
         super::require_device(&client, d)?;
     }
     let records = client.samples(&model, device.as_deref(), limit)?;
-    let (inputs, outputs) = (
-        records.iter().map(|r| r.inputs.len()).max().unwrap_or(0),
-        records.iter().map(|r| r.outputs.len()).max().unwrap_or(0),
-    );
-    let mut csv = String::from("device,version_seq,inference_id,timestamp_ms");
-    csv.extend((0..inputs).map(|i| format!(",in_{i}")));
-    csv.extend((0..outputs).map(|i| format!(",out_{i}")));
-    csv.push('\n');
-    for r in &records {
-        csv.push_str(&format!("{},{},{},{}", r.device, r.version_seq, r.inference_id, r.timestamp_ms));
-        for (values, n) in [(&r.inputs, inputs), (&r.outputs, outputs)] {
-            for i in 0..n {
-                csv.push(',');
-                // As f64, the way the values were always written.
-                if let Some(v) = values.get(i).copied().flatten() {
-                    csv.push_str(&f64::from(v).to_string());
-                }
-            }
-        }
-        csv.push('\n');
-    }
+    // A label column only when a device reported ground truth for a record.
+    let csv = edgefleet::dataset::samples::to_csv(&records, records.iter().any(|r| r.label.is_some()));
     std::fs::write(&out, csv).with_context(|| format!("writing {}", out.display()))?;
     if conn.json {
         print_json(&serde_json::json!({"records": records.len(), "out": out.display().to_string()}));

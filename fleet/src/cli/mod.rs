@@ -3,7 +3,8 @@
 //! [`edgefleet::client::Client`].
 //!
 //! - [`serve`]: `edgefleet serve`. [`devices`], [`models`], [`rollouts`], [`health`],
-//!   [`audit`], [`drift`] (drift, samples, scorecard): operator commands against the API.
+//!   [`audit`], [`drift`] (drift, samples, scorecard), [`dataset`]: operator commands against
+//!   the API.
 //! - [`package`]: `keys` and `package build|inspect`. [`direct`]: `direct deploy` over the
 //!   broker. [`quickstart`].
 //!
@@ -17,6 +18,7 @@
 //! With `--json`, an error prints `{"error": "..."}` on stderr, with the same exit code.
 
 pub(crate) mod audit;
+pub(crate) mod dataset;
 pub(crate) mod devices;
 pub(crate) mod direct;
 pub(crate) mod drift;
@@ -95,6 +97,10 @@ pub(crate) enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Versioned, content-addressed datasets (fleet/DATASETS.md): snapshots of CSV files or
+    /// of the devices' sampled records, numbered per name (NAME@N).
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
     /// Training pipelines: declarative YAML specs (fleet/PIPELINES.md).
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
@@ -150,6 +156,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(c) => audit::run(&conn, c),
         Command::Pipeline(c) => pipeline::run(&conn, c),
         Command::Lineage { target, dataset } => pipeline::lineage(&conn, &target, dataset.as_deref()),
+        Command::Dataset(c) => dataset::run(&conn, c),
         Command::Drift(c) => drift::run(&conn, c),
         Command::Samples(c) => drift::samples(&conn, c),
         Command::Scorecard { rollout } => drift::scorecard(&conn, &rollout),

@@ -181,6 +181,9 @@ pub struct Core {
     sample_seqs: BTreeMap<DeviceId, VecDeque<u64>>,
     new_samples: Vec<(DeviceId, edgefleet_protocol::uplink::SampleBatch)>,
     samples_keep_from: BTreeMap<DeviceId, u64>,
+    label_seqs: BTreeMap<DeviceId, VecDeque<u64>>,
+    new_labels: Vec<(DeviceId, edgefleet_protocol::uplink::SampleLabels)>,
+    labels_keep_from: BTreeMap<DeviceId, u64>,
     missed_births: MissedBirths,
     /// Devices flagged for refused messages (cleared on the tick after a quiet spell).
     flagged: BTreeSet<DeviceId>,
@@ -190,6 +193,9 @@ pub struct Core {
 
 /// Sample batches kept per device (at most 32 KiB each: ≤ 2 MiB per device).
 const SAMPLE_BATCHES_PER_DEVICE: usize = 64;
+
+/// Label messages kept per device (a device's labels for the samples it still has stored).
+const LABEL_MESSAGES_PER_DEVICE: usize = 256;
 
 /// Inputs handled in one batch at most (one commit each).
 const MAX_BATCH: usize = 1024;
@@ -206,6 +212,10 @@ impl Core {
         let mut sample_seqs: BTreeMap<DeviceId, VecDeque<u64>> = BTreeMap::new();
         for (device, seq) in snapshot.sample_seqs {
             sample_seqs.entry(device).or_default().push_back(seq);
+        }
+        let mut label_seqs: BTreeMap<DeviceId, VecDeque<u64>> = BTreeMap::new();
+        for (device, seq) in snapshot.label_seqs {
+            label_seqs.entry(device).or_default().push_back(seq);
         }
         let settings = DriverSettings { unreachable_after_ms: cfg.unreachable_after_ms };
         let mut core = Core {
@@ -231,6 +241,9 @@ impl Core {
             sample_seqs,
             new_samples: Vec::new(),
             samples_keep_from: BTreeMap::new(),
+            label_seqs,
+            new_labels: Vec::new(),
+            labels_keep_from: BTreeMap::new(),
             missed_births: MissedBirths::default(),
             flagged: BTreeSet::new(),
             duplicates: BTreeSet::new(),
@@ -347,6 +360,8 @@ impl Core {
             drift_keep_from: std::mem::take(&mut self.drift_keep_from).into_iter().collect(),
             samples: std::mem::take(&mut self.new_samples),
             samples_keep_from: std::mem::take(&mut self.samples_keep_from).into_iter().collect(),
+            labels: std::mem::take(&mut self.new_labels),
+            labels_keep_from: std::mem::take(&mut self.labels_keep_from).into_iter().collect(),
         };
         self.dirty_devices.clear();
         self.dirty_models.clear();
@@ -449,6 +464,20 @@ impl Core {
                     self.samples_keep_from.insert(device.clone(), *oldest);
                 }
                 self.new_samples.push((device, (**batch).clone()));
+                return;
+            }
+            Uplink::Labels(labels) => {
+                // Joined to the stored samples when they are read (a label may arrive before
+                // or after its sample batch: they travel on different topics).
+                let seqs = self.label_seqs.entry(device.clone()).or_default();
+                seqs.push_back(labels.seq);
+                while seqs.len() > LABEL_MESSAGES_PER_DEVICE {
+                    seqs.pop_front();
+                }
+                if let Some(oldest) = seqs.front() {
+                    self.labels_keep_from.insert(device.clone(), *oldest);
+                }
+                self.new_labels.push((device, (**labels).clone()));
                 return;
             }
             Uplink::Presence(_) => return,

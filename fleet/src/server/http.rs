@@ -17,6 +17,7 @@
 //! | GET | `/v1/samples?model=&device=&limit=` | sampled raw (input, output) records, for retraining |
 //! | POST | `/v1/sampling` | `{"select", "model", "sample_rate", "max_sample_bytes_per_hour", "drift_window_ms"}`: SetSamplingPolicy to the selected devices |
 //! | GET | `/v1/audit?from=&limit=`, `/v1/audit/verify` | the hash-chained audit log |
+//! | GET, POST | `/v1/datasets/...` | versioned datasets ([`super::http_datasets`]) |
 //! | GET | `/v1/openapi.json` | this API as an OpenAPI 3 document ([`ApiDoc`]) |
 //!
 //! The operator's name comes from the `x-edgefleet-actor` header (the CLI sends `$USER` or
@@ -26,12 +27,15 @@
 
 use super::clock::Clock;
 use super::core::Input;
+use super::http_datasets::{
+    create_dataset, create_from_samples, dataset_data, diff_datasets, list_datasets, show_dataset, show_dataset_version,
+};
 use super::reads;
 use super::requests::{ApiError, ApiRequest, ApiResult, RolloutOp};
 use super::rollouts::RolloutRequest;
 use super::store::FleetStore;
 use crate::api::errors::ErrorBody;
-use crate::api::{audit, devices, drift, health, models, pipelines, rollouts, samples, status};
+use crate::api::{audit, datasets, devices, drift, health, models, pipelines, rollouts, samples, status};
 use crate::transfer::ObjectStore;
 use axum::Router;
 use axum::body::Bytes;
@@ -176,6 +180,13 @@ routes! {
     get "/v1/runs/{id}/steps/{step}/logs" => pipeline_step_logs,
     get "/v1/lineage/models/{name}/{seq}" => lineage_model,
     get "/v1/lineage/datasets/{name}/{version}" => lineage_dataset,
+    get "/v1/datasets" => list_datasets,
+    post "/v1/datasets/{name}" => create_dataset,
+    get "/v1/datasets/{name}" => show_dataset,
+    post "/v1/datasets/{name}/from-samples" => create_from_samples,
+    get "/v1/datasets/{name}/{version}" => show_dataset_version,
+    get "/v1/datasets/{name}/{version}/data" => dataset_data,
+    get "/v1/datasets/{name}/{version}/diff" => diff_datasets,
     get "/v1/openapi.json" => openapi,
 }
 
@@ -224,6 +235,13 @@ pub fn router(state: HttpState) -> Router {
         hp::step_logs,
         hp::model_lineage,
         hp::dataset_lineage,
+        super::http_datasets::list_datasets,
+        super::http_datasets::create_dataset,
+        super::http_datasets::show_dataset,
+        super::http_datasets::create_from_samples,
+        super::http_datasets::show_dataset_version,
+        super::http_datasets::dataset_data,
+        super::http_datasets::diff_datasets,
         openapi
     ),
     components(schemas(
@@ -289,7 +307,20 @@ pub fn router(state: HttpState) -> Router {
         crate::api::lineage::Check,
         crate::api::lineage::ModelLineage,
         crate::api::lineage::DatasetUse,
-        crate::api::lineage::DatasetLineage
+        crate::api::lineage::DatasetLineage,
+        datasets::CreateDatasetResponse,
+        datasets::FromSamplesRequest,
+        datasets::DatasetSummary,
+        datasets::DatasetDetail,
+        datasets::DatasetVersion,
+        datasets::Provenance,
+        datasets::TimeRange,
+        datasets::ModelVersionRef,
+        datasets::Column,
+        datasets::ColumnKind,
+        datasets::DatasetDiff,
+        datasets::ColumnDiff,
+        datasets::KindChange
     ))
 )]
 pub struct ApiDoc;

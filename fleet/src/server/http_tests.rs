@@ -47,10 +47,12 @@ async fn the_openapi_document_lists_every_route_the_router_serves() {
 #[tokio::test]
 async fn every_route_is_served() {
     for (method, path) in ROUTES {
-        let concrete = path.replace("{id}", "1").replace("{name}", "m").replace("{op}", "pause");
+        let concrete =
+            path.replace("{id}", "1").replace("{name}", "m").replace("{op}", "pause").replace("{version}", "1");
         let (status, body) = call(method, &concrete).await;
+        // A route the router lacks is an empty 404; a handler's "no such thing" has a body.
         assert!(
-            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            !(status == StatusCode::NOT_FOUND && body.is_empty()) && status != StatusCode::METHOD_NOT_ALLOWED,
             "{method} {concrete}: {status} {}",
             String::from_utf8_lossy(&body)
         );

@@ -49,6 +49,7 @@ fn subscriptions(namespace: &Namespace) -> Vec<SubscribeFilter> {
         leaf(TopicKind::Ack, QoS::AtLeastOnce),
         leaf(TopicKind::Drift, QoS::AtLeastOnce),
         leaf(TopicKind::Samples, QoS::AtLeastOnce),
+        leaf(TopicKind::Labels, QoS::AtLeastOnce),
         leaf(TopicKind::Sensor, QoS::AtLeastOnce),
         // Chunk requests are retried by devices: at most once is enough, and needs no ack.
         leaf(TopicKind::ChunkRequest, QoS::AtMostOnce),

@@ -30,6 +30,7 @@ pub mod driver;
 pub mod duplicates;
 pub mod http;
 pub mod http_pipelines;
+pub mod http_datasets;
 pub mod link;
 pub mod models;
 pub mod pipelines;

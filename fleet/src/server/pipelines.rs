@@ -6,6 +6,7 @@ use super::config::{ExecutorChoice, PipelinesConfig};
 use super::core::Input;
 use super::models::Push;
 use super::requests::{ApiRequest, ask_core};
+use crate::dataset::DatasetStore;
 use crate::pipeline::artifacts::DirStore;
 use crate::pipeline::executor::AnyExecutor;
 use crate::pipeline::package_step::{PackageStep, ensure_signing_key};
@@ -58,15 +59,28 @@ impl Builtins for FleetBuiltins {
     }
 }
 
-/// Dataset inputs, from the fleet's dataset store.
+/// Dataset inputs, from the fleet's dataset store. Every resolve re-reads the data and
+/// re-computes the dataset digest from it, so a run (and lineage) never trusts a manifest whose
+/// content has changed.
 struct Datasets {
     data_dir: std::path::PathBuf,
 }
 
 impl DatasetLookup for Datasets {
     fn resolve(&self, name: &str, version: &str) -> Result<(DatasetRef, Digest), String> {
-        let _ = &self.data_dir;
-        Err(format!("no dataset {name:?} (version {version}): `edgefleet dataset list` shows the known ones"))
+        let store = DatasetStore::open(&self.data_dir).map_err(|e| e.to_string())?;
+        let found = store.resolve(name, version).map_err(|e| e.to_string())?;
+        let bytes = store.read_data(&found).map_err(|e| e.to_string())?;
+        let snap = crate::dataset::snapshot::snapshot(&bytes).map_err(|e| format!("{}: {e}", found.label()))?;
+        let digest = snap.digest;
+        if digest != found.digest {
+            return Err(format!(
+                "{}: its data re-hashes to dataset digest {digest}, not the {} its manifest records",
+                found.label(),
+                found.digest
+            ));
+        }
+        Ok((DatasetRef { name: found.name, version: found.version, digest: found.digest }, found.data))
     }
 }
 

@@ -11,6 +11,7 @@ use crate::api::ApiResponse;
 use crate::api::audit::AuditVerify;
 use crate::api::samples::SampleRecord;
 use edgefleet_protocol::DeviceId;
+use std::collections::BTreeMap;
 
 /// Audit entries from `from`, at most `limit` (capped at 10,000).
 pub fn audit_page(store: &dyn FleetStore, from: u64, limit: usize) -> ApiResult {
@@ -47,9 +48,20 @@ pub fn samples(store: &dyn FleetStore, model: &str, device: Option<&str>, limit:
         None => None,
     };
     let batches = store.samples(model, device.as_ref(), limit.min(100_000)).map_err(storage)?;
+    // Each device's labels, by (inference id, timestamp); a later label replaces an earlier one.
+    let mut labels: BTreeMap<&DeviceId, BTreeMap<(u64, u64), i64>> = BTreeMap::new();
+    for (device, _) in &batches {
+        if let std::collections::btree_map::Entry::Vacant(slot) = labels.entry(device) {
+            let joined = slot.insert(BTreeMap::new());
+            for message in store.labels(device).map_err(storage)? {
+                joined.extend(message.labels.iter().map(|l| ((l.inference_id, l.timestamp_ms), l.label)));
+            }
+        }
+    }
     let records: Vec<SampleRecord> = batches
         .iter()
         .flat_map(|(device, b)| {
+            let labels = labels.get(device);
             b.records.iter().map(move |r| SampleRecord {
                 device: device.to_string(),
                 model: b.model.to_string(),
@@ -58,6 +70,7 @@ pub fn samples(store: &dyn FleetStore, model: &str, device: Option<&str>, limit:
                 timestamp_ms: r.timestamp_ms,
                 inputs: r.inputs.iter().map(|v| v.is_finite().then_some(*v)).collect(),
                 outputs: r.outputs.iter().map(|v| v.is_finite().then_some(*v)).collect(),
+                label: labels.and_then(|l| l.get(&(r.inference_id, r.timestamp_ms)).copied()),
             })
         })
         .collect();
@@ -87,6 +100,14 @@ mod tests {
         };
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].inputs, vec![Some(0.5), Some(-1.0)]);
+        assert_eq!(records[0].label, Some(4), "the label joined by inference id and timestamp");
+        let late = Batch {
+            labels: vec![("edge-2".parse().expect("an id"), contract::labels(2, &[(1, 1, 7)]))],
+            ..Batch::default()
+        };
+        store.write(&late).expect("write");
+        let Ok(ApiResponse::Samples(records)) = samples(&store, "vibration", None, 10) else { panic!("samples") };
+        assert_eq!(records[0].label, Some(7), "a later label replaces an earlier one");
         assert!(matches!(
             samples(&store, "vibration", Some("no such/device"), 10),
             Err(ApiError::UnknownDevice { .. })

@@ -8,7 +8,7 @@ use edgefleet_protocol::hardware::HardwareClass;
 use edgefleet_protocol::topic::TopicKind;
 use edgefleet_protocol::uplink::{
     AckResult, Birth, CommandAck, DeploymentState, DeploymentStatus, DriftSummary, Health, ModelHealth, OfflineReason,
-    Presence, PresenceState, SampleBatch, SensorStatus,
+    Presence, PresenceState, SampleBatch, SampleLabels, SensorStatus,
 };
 use edgefleet_protocol::{DeviceId, WireError, decode};
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,8 @@ pub enum Uplink {
     Drift(Box<DriftSummary>),
     /// Sampled raw records.
     Samples(Box<SampleBatch>),
+    /// Ground-truth labels of sampled records.
+    Labels(Box<SampleLabels>),
     /// The serial sensor link of a device that reads one (latest value, retained).
     Sensor(Box<SensorStatus>),
 }
@@ -45,6 +47,7 @@ pub fn decode_uplink(kind: TopicKind, payload: &[u8]) -> Result<Option<Uplink>, 
         TopicKind::Ack => Uplink::Ack(decode(payload)?),
         TopicKind::Drift => Uplink::Drift(Box::new(decode(payload)?)),
         TopicKind::Samples => Uplink::Samples(Box::new(decode(payload)?)),
+        TopicKind::Labels => Uplink::Labels(Box::new(decode(payload)?)),
         TopicKind::Sensor => Uplink::Sensor(Box::new(decode(payload)?)),
         _ => return Ok(None),
     }))
@@ -230,6 +233,7 @@ impl DeviceRecord {
             Uplink::Ack(a) => self.fresh("ack", a.seq),
             Uplink::Drift(d) => self.fresh("drift", d.seq),
             Uplink::Samples(b) => self.fresh("samples", b.seq),
+            Uplink::Labels(l) => self.fresh("labels", l.seq),
             // A latest value per agent run: only the current run's, and only newer ones.
             Uplink::Sensor(s) => {
                 s.boot_id == self.boot_id
@@ -311,7 +315,7 @@ impl DeviceRecord {
                 );
             }
             Uplink::Sensor(s) => self.sensor = Some((**s).clone()),
-            Uplink::Ack(_) | Uplink::Drift(_) | Uplink::Samples(_) => {}
+            Uplink::Ack(_) | Uplink::Drift(_) | Uplink::Samples(_) | Uplink::Labels(_) => {}
         }
         Applied::Fresh
     }

@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
     check::<DeploymentStatus>(data);
     check::<DriftSummary>(data);
     check::<SampleBatch>(data);
+    check::<SampleLabels>(data);
     check::<CommandAck>(data);
     check::<SensorStatus>(data);
     check::<Command>(data);

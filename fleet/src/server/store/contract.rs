@@ -13,7 +13,7 @@ use crate::server::rollouts::{RolloutRecord, RolloutRequest};
 use edgefleet_protocol::command::{CommandId, ProbationBudget};
 use edgefleet_protocol::drift::{DriftReference, Feedback};
 use edgefleet_protocol::hardware::HardwareClass;
-use edgefleet_protocol::uplink::{DriftSummary, SampleBatch, SampleRecord};
+use edgefleet_protocol::uplink::{DriftSummary, SampleBatch, SampleLabel, SampleLabels, SampleRecord};
 use edgefleet_protocol::{DeviceId, Digest, ModelName};
 use std::collections::BTreeMap;
 
@@ -155,6 +155,17 @@ pub fn samples(model: &str, seq: u64) -> SampleBatch {
     }
 }
 
+/// A label message with sequence `seq`: (inference id, timestamp, label) each.
+pub fn labels(seq: u64, labels: &[(u64, u64, i64)]) -> SampleLabels {
+    SampleLabels {
+        seq,
+        labels: labels
+            .iter()
+            .map(|&(inference_id, timestamp_ms, label)| SampleLabel { inference_id, timestamp_ms, label })
+            .collect(),
+    }
+}
+
 /// One of everything.
 pub fn sample_batch() -> Batch {
     let m = model("vibration", 1);
@@ -167,6 +178,8 @@ pub fn sample_batch() -> Batch {
         drift_keep_from: Vec::new(),
         samples: vec![(device_id("edge-2"), samples("vibration", 1))],
         samples_keep_from: Vec::new(),
+        labels: vec![(device_id("edge-2"), labels(1, &[(1, 1, 4)]))],
+        labels_keep_from: Vec::new(),
     }
 }
 
@@ -180,6 +193,11 @@ pub fn assert_loads(store: &dyn FleetStore, batch: &Batch) {
     assert_eq!(s.drift, batch.drift, "drift windows, oldest first");
     let seqs: Vec<_> = batch.samples.iter().map(|(d, b)| (d.clone(), b.seq)).collect();
     assert_eq!(s.sample_seqs, seqs, "sample batch sequence numbers");
+    let seqs: Vec<_> = batch.labels.iter().map(|(d, l)| (d.clone(), l.seq)).collect();
+    assert_eq!(s.label_seqs, seqs, "label message sequence numbers");
+    for (device, l) in &batch.labels {
+        assert!(store.labels(device).expect("labels").contains(l), "labels of {device}");
+    }
 }
 
 fn an_empty_store_loads_nothing(make: MakeStore<'_>) {
@@ -244,15 +262,22 @@ fn keep_from_deletes_only_that_devices_older_entries(make: MakeStore<'_>) {
         batch.drift.push((ten.clone(), window("vibration", seq)));
         batch.samples.push((one.clone(), samples("vibration", seq)));
         batch.samples.push((ten.clone(), samples("vibration", seq)));
+        batch.labels.push((one.clone(), labels(seq, &[(seq, seq, 1)])));
+        batch.labels.push((ten.clone(), labels(seq, &[(seq, seq, 1)])));
     }
     store.write(&batch).expect("write");
     let trim = Batch {
         drift: vec![(one.clone(), window("vibration", 5))],
         drift_keep_from: vec![(one.clone(), 3)],
         samples_keep_from: vec![(one.clone(), 4)],
+        labels_keep_from: vec![(one.clone(), 3)],
         ..Batch::default()
     };
     store.write(&trim).expect("trim");
+    let label_seqs = |d: &DeviceId| store.labels(d).expect("labels").iter().map(|l| l.seq).collect::<Vec<_>>();
+    assert_eq!(label_seqs(&one), vec![3, 4]);
+    assert_eq!(label_seqs(&ten), vec![1, 2, 3, 4]);
+    assert!(store.labels(&device_id("edge-2")).expect("labels").is_empty());
     let s = store.load().expect("load");
     let drift_of =
         |d: &DeviceId| s.drift.iter().filter(|(x, _)| x == d).map(|(_, w)| w.summary.seq).collect::<Vec<_>>();

@@ -8,7 +8,7 @@ use crate::server::models::ModelRecord;
 use crate::server::registry::DeviceRecord;
 use crate::server::rollouts::RolloutRecord;
 use edgefleet_protocol::DeviceId;
-use edgefleet_protocol::uplink::SampleBatch;
+use edgefleet_protocol::uplink::{SampleBatch, SampleLabels};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -28,6 +28,7 @@ struct Tables {
     // Keyed like the redb tables (`<device>/<seq>`), so both iterate in the same order.
     drift: BTreeMap<String, (DeviceId, StoredWindow)>,
     samples: BTreeMap<String, (DeviceId, SampleBatch)>,
+    labels: BTreeMap<String, (DeviceId, SampleLabels)>,
     fail_writes: Option<String>,
 }
 
@@ -63,6 +64,7 @@ impl FleetStore for MemoryStore {
             audit_tail: t.audit.values().next_back().cloned(),
             drift: t.drift.values().cloned().collect(),
             sample_seqs: t.samples.values().map(|(d, b)| (d.clone(), b.seq)).collect(),
+            label_seqs: t.labels.values().map(|(d, l)| (d.clone(), l.seq)).collect(),
         })
     }
 
@@ -99,6 +101,12 @@ impl FleetStore for MemoryStore {
         for (device, keep_from) in &batch.samples_keep_from {
             retain_from(&mut t.samples, device, *keep_from);
         }
+        for (device, l) in &batch.labels {
+            t.labels.insert(seq_key(device, l.seq), (device.clone(), l.clone()));
+        }
+        for (device, keep_from) in &batch.labels_keep_from {
+            retain_from(&mut t.labels, device, *keep_from);
+        }
         Ok(())
     }
 
@@ -119,5 +127,11 @@ impl FleetStore for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    fn labels(&self, device: &DeviceId) -> Result<Vec<SampleLabels>, StoreError> {
+        let t = self.lock();
+        let (start, end) = (seq_key(device, 0), seq_key(device, u64::MAX));
+        Ok(t.labels.range(start..=end).map(|(_, (_, l))| l.clone()).collect())
     }
 }

@@ -10,7 +10,8 @@
 //! - [`FleetStore::write`] is atomic: after a crash either the whole batch is visible or none.
 //! - Records are replaced by key (device id, model key, rollout id); audit entries, drift
 //!   windows and sample batches are appended by sequence number and read back in order.
-//! - `*_keep_from` deletes a device's older drift windows / sample batches in the same batch.
+//! - `*_keep_from` deletes a device's older drift windows / sample batches / label messages
+//!   in the same batch.
 
 pub mod contract;
 mod memory;
@@ -25,7 +26,7 @@ use super::registry::DeviceRecord;
 use super::rollouts::RolloutRecord;
 use crate::drift::device::StoredWindow;
 use edgefleet_protocol::DeviceId;
-use edgefleet_protocol::uplink::SampleBatch;
+use edgefleet_protocol::uplink::{SampleBatch, SampleLabels};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,10 @@ pub struct Batch {
     pub samples: Vec<(DeviceId, SampleBatch)>,
     /// Per device, the oldest sample batch seq still kept.
     pub samples_keep_from: Vec<(DeviceId, u64)>,
+    /// Label messages to add, per device (joined to samples when read).
+    pub labels: Vec<(DeviceId, SampleLabels)>,
+    /// Per device, the oldest label message seq still kept.
+    pub labels_keep_from: Vec<(DeviceId, u64)>,
 }
 
 impl Batch {
@@ -75,6 +80,8 @@ impl Batch {
             && self.drift_keep_from.is_empty()
             && self.samples.is_empty()
             && self.samples_keep_from.is_empty()
+            && self.labels.is_empty()
+            && self.labels_keep_from.is_empty()
     }
 }
 
@@ -93,6 +100,8 @@ pub struct Snapshot {
     pub drift: Vec<(DeviceId, StoredWindow)>,
     /// Stored sample batch seqs per device, oldest first.
     pub sample_seqs: Vec<(DeviceId, u64)>,
+    /// Stored label message seqs per device, oldest first.
+    pub label_seqs: Vec<(DeviceId, u64)>,
 }
 
 /// Durable fleet state. `Send + Sync`: the core writes, HTTP handlers read at the same time
@@ -115,6 +124,9 @@ pub trait FleetStore: Send + Sync {
         device: Option<&DeviceId>,
         limit: usize,
     ) -> Result<Vec<(DeviceId, SampleBatch)>, StoreError>;
+
+    /// Stored label messages of `device`, oldest first.
+    fn labels(&self, device: &DeviceId) -> Result<Vec<SampleLabels>, StoreError>;
 }
 
 /// Key of a device's drift window or sample batch: `<device>/<seq, 20 digits>`, so one

@@ -7,7 +7,7 @@
 use super::{Batch, FleetStore, Snapshot, StoreError, seq_key};
 use crate::server::audit::AuditEntry;
 use edgefleet_protocol::DeviceId;
-use edgefleet_protocol::uplink::SampleBatch;
+use edgefleet_protocol::uplink::{SampleBatch, SampleLabels};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
@@ -20,6 +20,9 @@ const DRIFT: TableDefinition<&str, &[u8]> = TableDefinition::new("drift");
 
 /// Sampled raw records, one `SampleBatch` (JSON) per key `<device>/<seq, 20 digits>`.
 const SAMPLES: TableDefinition<&str, &[u8]> = TableDefinition::new("samples");
+
+/// Labels of sampled records, one `SampleLabels` (JSON) per key `<device>/<seq, 20 digits>`.
+const LABELS: TableDefinition<&str, &[u8]> = TableDefinition::new("labels");
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(e.to_string())
@@ -43,6 +46,7 @@ impl FleetDb {
             tx.open_table(AUDIT).map_err(db_err)?;
             tx.open_table(DRIFT).map_err(db_err)?;
             tx.open_table(SAMPLES).map_err(db_err)?;
+            tx.open_table(LABELS).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(FleetDb { db })
@@ -93,6 +97,12 @@ impl FleetStore for FleetDb {
             let seq = seq.ok_or_else(|| corrupt(k.value(), "no sequence number in the key"))?;
             snapshot.sample_seqs.push((device_of(k.value())?, seq));
         }
+        for row in tx.open_table(LABELS).map_err(db_err)?.iter().map_err(db_err)? {
+            let (k, _) = row.map_err(db_err)?;
+            let seq = k.value().rsplit_once('/').and_then(|(_, seq)| seq.parse().ok());
+            let seq = seq.ok_or_else(|| corrupt(k.value(), "no sequence number in the key"))?;
+            snapshot.label_seqs.push((device_of(k.value())?, seq));
+        }
         let audit = tx.open_table(AUDIT).map_err(db_err)?;
         if let Some(row) = audit.last().map_err(db_err)? {
             snapshot.audit_tail = Some(parse(&format!("audit {}", row.0.value()), row.1.value())?);
@@ -138,6 +148,14 @@ impl FleetStore for FleetDb {
                 let (start, end) = (seq_key(device, 0), seq_key(device, *keep_from));
                 samples.retain_in(start.as_str()..end.as_str(), |_, _| false).map_err(db_err)?;
             }
+            let mut labels = tx.open_table(LABELS).map_err(db_err)?;
+            for (device, l) in &batch.labels {
+                labels.insert(seq_key(device, l.seq).as_str(), json(l)?.as_slice()).map_err(db_err)?;
+            }
+            for (device, keep_from) in &batch.labels_keep_from {
+                let (start, end) = (seq_key(device, 0), seq_key(device, *keep_from));
+                labels.retain_in(start.as_str()..end.as_str(), |_, _| false).map_err(db_err)?;
+            }
         }
         tx.commit().map_err(db_err)
     }
@@ -176,6 +194,18 @@ impl FleetStore for FleetDb {
                     break;
                 }
             }
+        }
+        Ok(out)
+    }
+
+    fn labels(&self, device: &DeviceId) -> Result<Vec<SampleLabels>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(LABELS).map_err(db_err)?;
+        let (start, end) = (seq_key(device, 0), seq_key(device, u64::MAX));
+        let mut out = Vec::new();
+        for row in table.range(start.as_str()..=end.as_str()).map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            out.push(parse(k.value(), v.value())?);
         }
         Ok(out)
     }
