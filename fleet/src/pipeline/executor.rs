@@ -56,18 +56,22 @@ pub trait Executor: Send + Sync + 'static {
 pub enum AnyExecutor {
     /// `local`.
     Local(LocalExecutor),
+    /// `ray`.
+    Ray(super::ray::RayExecutor),
 }
 
 impl Executor for AnyExecutor {
     fn kind(&self) -> &'static str {
         match self {
             AnyExecutor::Local(e) => e.kind(),
+            AnyExecutor::Ray(e) => e.kind(),
         }
     }
 
     async fn run(&self, job: Job, cancel: CancellationToken) -> Attempt {
         match self {
             AnyExecutor::Local(e) => e.run(job, cancel).await,
+            AnyExecutor::Ray(e) => e.run(job, cancel).await,
         }
     }
 }
@@ -172,6 +176,10 @@ pub fn kill_leftover(pid_file: &std::path::Path) -> bool {
     let Ok(text) = std::fs::read_to_string(pid_file) else { return false };
     let _ = std::fs::remove_file(pid_file);
     let mut words = text.split_whitespace();
+    if text.starts_with("ray ") {
+        let (_, Some(address), Some(id)) = (words.next(), words.next(), words.next()) else { return false };
+        return super::ray::stop_leftover(address, id);
+    }
     let (Some(Ok(pid)), Some(Ok(started))) = (words.next().map(str::parse::<u32>), words.next().map(str::parse::<u64>))
     else {
         return false;
