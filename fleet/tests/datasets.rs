@@ -10,23 +10,14 @@ use common::*;
 use edgefleet::api::datasets::{CreateDatasetResponse, DatasetDiff, DatasetVersion};
 use edgefleet::client::Client;
 use edgefleet_protocol::Digest;
-use std::process::{Command, Output};
-
-fn cli(server: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgefleet"))
-        .args(["--server", server, "--as", "dana"])
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::process::Output;
 
 fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    output_text(out)
 }
 
 async fn run(server: &str, args: &[&str]) -> Output {
-    let (s, a): (String, Vec<String>) = (server.to_string(), args.iter().map(|x| x.to_string()).collect());
-    tokio::task::spawn_blocking(move || cli(&s, &a.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+    cli_async("dana", server, args).await
 }
 
 async fn ok(server: &str, args: &[&str]) -> String {

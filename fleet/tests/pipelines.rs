@@ -16,20 +16,15 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn cli(server: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgefleet"))
-        .args(["--server", server, "--as", "mlops"])
-        .args(args)
-        .output()
-        .unwrap()
+    cli_as("mlops", server, args)
 }
 
 fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    output_text(out)
 }
 
 async fn run(server: &str, args: &[&str]) -> Output {
-    let (s, a): (String, Vec<String>) = (server.to_string(), args.iter().map(|x| x.to_string()).collect());
-    tokio::task::spawn_blocking(move || cli(&s, &a.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+    cli_async("mlops", server, args).await
 }
 
 async fn json_of(server: &str, args: &[&str]) -> (Option<i32>, Value) {

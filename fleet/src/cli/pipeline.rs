@@ -9,7 +9,7 @@ use edgefleet::api::pipelines::{
     RunRequest, RunStatus, StepStatus, UploadFile,
 };
 use edgefleet::client::{Client, query_escape};
-use edgefleet::pipeline::PipelineSpec;
+use edgefleet::pipeline::{PipelineSpec, artifacts};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -280,45 +280,25 @@ fn validate(file: &Path, json: bool) -> Result<ExitCode> {
 /// Largest spec directory `register` uploads.
 const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
 
-/// The files of a spec's directory: what `artifacts::digest_dir` covers (hidden entries and
-/// `__pycache__` skipped).
+/// The files of a spec's directory ([`artifacts::list_files`]), read for upload.
 fn snapshot(dir: &Path) -> Result<Vec<UploadFile>> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
     let mut total = 0u64;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(at) = stack.pop() {
-        for entry in std::fs::read_dir(&at).with_context(|| format!("reading {}", at.display()))? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name == "__pycache__" {
-                continue;
-            }
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                let meta = entry.metadata()?;
-                total += meta.len();
-                if total > MAX_SNAPSHOT_BYTES {
-                    bail!(
-                        "{}: the spec's directory holds more than {} MiB; keep data in datasets (`edgefleet dataset create`) and the directory for code",
-                        dir.display(),
-                        MAX_SNAPSHOT_BYTES >> 20
-                    );
-                }
-                let rel = entry.path().strip_prefix(dir).map(|p| p.to_string_lossy().into_owned()).unwrap_or(name);
-                let bytes =
-                    std::fs::read(entry.path()).with_context(|| format!("reading {}", entry.path().display()))?;
-                out.push(UploadFile {
-                    path: rel,
-                    hex: hex::encode(bytes),
-                    executable: meta.permissions().mode() & 0o111 != 0,
-                });
-            }
+    for rel in artifacts::list_files(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = dir.join(&rel);
+        let meta = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        total += meta.len();
+        if total > MAX_SNAPSHOT_BYTES {
+            bail!(
+                "{}: the spec's directory holds more than {} MiB; keep data in datasets (`edgefleet dataset create`) and the directory for code",
+                dir.display(),
+                MAX_SNAPSHOT_BYTES >> 20
+            );
         }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        out.push(UploadFile { path: rel, hex: hex::encode(bytes), executable: meta.permissions().mode() & 0o111 != 0 });
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 

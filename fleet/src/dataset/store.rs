@@ -100,18 +100,7 @@ impl DatasetStore {
     }
 
     fn store_data(&self, csv: &[u8], data: &Digest) -> Result<(), DatasetError> {
-        if self.artifacts.contains(data) {
-            return Ok(());
-        }
-        let tmp = self.temp_path(&self.root);
-        let written = (|| {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(csv)?;
-            file.sync_all()?;
-            self.artifacts.put_file(&tmp)
-        })();
-        let _ = std::fs::remove_file(&tmp);
-        let stored = written.map_err(io("storing the data file"))?;
+        let stored = self.artifacts.put_bytes(csv).map_err(io("storing the data file"))?;
         debug_assert_eq!(&stored, data);
         Ok(())
     }

@@ -52,34 +52,30 @@ pub fn digest_file(path: &Path) -> std::io::Result<Digest> {
     Ok(Digest(hasher.finalize().into()))
 }
 
-impl ObjectStore for DirStore {
-    fn put_file(&self, path: &Path) -> std::io::Result<Digest> {
-        let digest = digest_file(path)?;
+impl DirStore {
+    /// Writes an artifact under a temporary name with `write`, then renames it into place: a
+    /// reader never sees half an artifact, and one already stored is not written again.
+    fn install(&self, digest: Digest, write: impl FnOnce(&Path) -> std::io::Result<()>) -> std::io::Result<Digest> {
         let target = self.path_of(&digest);
         if target.exists() {
             return Ok(digest);
         }
         let dir = self.root.join("sha256");
         std::fs::create_dir_all(&dir)?;
-        // Copy under a temporary name, then rename: a reader never sees half an artifact.
         let tmp = dir.join(format!(".{}.{}", digest.to_hex(), std::process::id()));
-        std::fs::copy(path, &tmp)?;
+        write(&tmp)?;
         std::fs::rename(&tmp, &target)?;
         Ok(digest)
     }
+}
+
+impl ObjectStore for DirStore {
+    fn put_file(&self, path: &Path) -> std::io::Result<Digest> {
+        self.install(digest_file(path)?, |tmp| std::fs::copy(path, tmp).map(|_| ()))
+    }
 
     fn put_bytes(&self, bytes: &[u8]) -> std::io::Result<Digest> {
-        let digest = Digest::sha256(bytes);
-        let target = self.path_of(&digest);
-        if target.exists() {
-            return Ok(digest);
-        }
-        let dir = self.root.join("sha256");
-        std::fs::create_dir_all(&dir)?;
-        let tmp = dir.join(format!(".{}.{}", digest.to_hex(), std::process::id()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &target)?;
-        Ok(digest)
+        self.install(Digest::sha256(bytes), |tmp| std::fs::write(tmp, bytes))
     }
 
     fn get_file(&self, digest: &Digest, to: &Path) -> std::io::Result<()> {
@@ -95,51 +91,30 @@ impl ObjectStore for DirStore {
     }
 }
 
-/// A digest of a directory's files (relative path and content of each, sorted, hidden entries
-/// and `__pycache__` skipped): the code a pipeline ran, for its cache keys and lineage.
-pub fn digest_dir(root: &Path) -> std::io::Result<Digest> {
+/// The files of a directory a pipeline snapshots: relative `/`-separated paths, sorted;
+/// hidden entries and `__pycache__` are left out.
+pub fn list_files(root: &Path) -> std::io::Result<Vec<String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name == "__pycache__" {
+                continue;
+            }
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                walk(root, &entry.path(), out)?;
+            } else if kind.is_file() {
+                let rel = entry.path().strip_prefix(root).map(|p| p.to_string_lossy().into_owned()).unwrap_or(name);
+                out.push(rel);
+            }
+        }
+        Ok(())
+    }
     let mut files = Vec::new();
-    collect(root, root, &mut files)?;
+    walk(root, root, &mut files)?;
     files.sort();
-    let mut hasher = sha2::Sha256::new();
-    for rel in &files {
-        hasher.update(rel.as_bytes());
-        hasher.update([0]);
-        hasher.update(digest_file(&root.join(rel))?.0);
-    }
-    Ok(Digest(hasher.finalize().into()))
-}
-
-/// Copies the files [`digest_dir`] covers from `root` into `to`.
-pub fn copy_dir(root: &Path, to: &Path) -> std::io::Result<()> {
-    let mut files = Vec::new();
-    collect(root, root, &mut files)?;
-    for rel in files {
-        let target = to.join(&rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::copy(root.join(&rel), target)?;
-    }
-    Ok(())
-}
-
-fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name == "__pycache__" {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            collect(root, &entry.path(), out)?;
-        } else if kind.is_file() {
-            let rel = entry.path().strip_prefix(root).map(|p| p.to_string_lossy().into_owned()).unwrap_or(name);
-            out.push(rel);
-        }
-    }
-    Ok(())
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -162,19 +137,15 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_digest_follows_content_and_names_not_times() {
+    fn a_snapshot_lists_code_files_and_leaves_out_hidden_ones_and_pycache() {
         let dir = tempfile::tempdir().expect("tempdir");
         let code = dir.path().join("code");
         std::fs::create_dir_all(code.join("lib")).expect("mkdir");
         std::fs::write(code.join("train.py"), b"print(1)").expect("write");
         std::fs::write(code.join("lib/util.py"), b"x = 2").expect("write");
+        std::fs::write(code.join(".secret"), b"no").expect("write");
         std::fs::create_dir_all(code.join("__pycache__")).expect("mkdir");
         std::fs::write(code.join("__pycache__/train.pyc"), b"junk").expect("write");
-        let first = digest_dir(&code).expect("digest");
-        copy_dir(&code, &dir.path().join("copy")).expect("copy");
-        assert_eq!(digest_dir(&dir.path().join("copy")).expect("digest"), first);
-        assert!(!dir.path().join("copy/__pycache__").exists());
-        std::fs::write(code.join("lib/util.py"), b"x = 3").expect("write");
-        assert_ne!(digest_dir(&code).expect("digest"), first);
+        assert_eq!(list_files(&code).expect("list"), vec!["lib/util.py", "train.py"]);
     }
 }

@@ -104,13 +104,6 @@ impl<E: Executor> Clone for Runner<E> {
     }
 }
 
-/// Last lines of a log file, for reasons and `run show`.
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 /// Where a step's files go inside its run's directory.
 pub struct StepDirs {
     /// The step's directory.

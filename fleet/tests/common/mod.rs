@@ -332,3 +332,26 @@ pub async fn start_server_with(
     .unwrap();
     (server, shutdown)
 }
+
+/// The `edgefleet` CLI against `server`, acting as `actor` (as an operator types it).
+pub fn cli_as(actor: &str, server: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_edgefleet"))
+        .args(["--server", server, "--as", actor])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// [`cli_as`] on a blocking thread, for async tests.
+pub async fn cli_async(actor: &str, server: &str, args: &[&str]) -> std::process::Output {
+    let (actor, server) = (actor.to_string(), server.to_string());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || cli_as(&actor, &server, &args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .unwrap()
+}
+
+/// A command's stdout then stderr, as text.
+pub fn output_text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
