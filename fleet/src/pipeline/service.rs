@@ -2,7 +2,7 @@
 //! content-addressed), starts runs (inputs resolved to content first), cancels them, answers
 //! reads, and at start-up picks up the runs a stopped fleet manager left unfinished. It sits
 //! beside the core, not in it: it reaches the audit chain and the model registry only through
-//! the seams it is given ([`AuditSink`], [`Builtins`], [`DatasetLookup`]).
+//! the seams it is given ([`AuditSink`], [`Builtins`](super::runner::Builtins), [`DatasetLookup`]).
 
 use super::artifacts::{DirStore, ObjectStore};
 use super::executor::{Executor, kill_leftover};
